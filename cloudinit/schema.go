@@ -1,0 +1,286 @@
+package cloudinit
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed schemas/upstream-25.1/*.json schemas/debian-22.4/*.json
+var schemaFS embed.FS
+
+// Schema is one cloud-init version's published schema set.
+type Schema struct {
+	// Version is the cloud-init version the schema files came from.
+	Version string
+	dir     string
+
+	once        sync.Once
+	cloudConfig *jsonschema.Schema
+	network     *jsonschema.Schema
+	topKeys     map[string]bool
+	err         error
+}
+
+var (
+	// Upstream is the strict schema of a recent cloud-init: unknown top-level
+	// keys are errors. Every document kiln renders must pass it.
+	Upstream = &Schema{Version: "25.1", dir: "schemas/upstream-25.1"}
+	// Debian12 is the schema of the cloud-init in Debian 12 (bookworm) images.
+	// It accepts unknown keys, and the guest silently ignores them at boot.
+	Debian12 = &Schema{Version: "22.4", dir: "schemas/debian-22.4"}
+)
+
+// SchemaFor returns the embedded schema closest to a guest's cloud-init
+// version ("22.4.2" -> Debian12); newer or unknown versions get Upstream.
+func SchemaFor(version string) *Schema {
+	if strings.HasPrefix(version, "22.") || strings.HasPrefix(version, "21.") || strings.HasPrefix(version, "20.") {
+		return Debian12
+	}
+	return Upstream
+}
+
+// Problem is one schema violation. Pointer is a JSON pointer into the
+// rendered document ("/write_files/2/permissions"); "" is the whole document.
+type Problem struct {
+	Pointer string
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Pointer == "" {
+		return p.Message
+	}
+	return p.Pointer + ": " + p.Message
+}
+
+// ValidateUserData checks cloud-config user-data against the schema and
+// returns every problem found. An error means the bytes are not a cloud-config
+// at all (missing header, not YAML, not a mapping).
+func (s *Schema) ValidateUserData(userData []byte) ([]Problem, error) {
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(userData, []byte(Header)) {
+		return nil, errors.New("cloudinit: user-data does not start with " + strings.TrimSpace(Header))
+	}
+	inst, err := instance(userData)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := inst.(map[string]any); !ok {
+		return nil, errors.New("cloudinit: user-data is not a YAML mapping")
+	}
+	return problems(s.cloudConfig.Validate(inst)), nil
+}
+
+// ValidateNetwork checks a network-config document. Only the upstream schema
+// set carries network-config schemas.
+func ValidateNetwork(networkConfig []byte) ([]Problem, error) {
+	s := Upstream
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	inst, err := instance(networkConfig)
+	if err != nil {
+		return nil, err
+	}
+	return problems(s.network.Validate(inst)), nil
+}
+
+// IgnoredKeys lists the top-level keys of userData that this schema's
+// cloud-init does not know: a guest running it ignores them silently.
+func (s *Schema) IgnoredKeys(userData []byte) ([]string, error) {
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	inst, err := instance(userData)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := inst.(map[string]any)
+	var out []string
+	for k := range m {
+		if !s.topKeys[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (s *Schema) load() error {
+	s.once.Do(func() { s.err = s.compile() })
+	return s.err
+}
+
+func (s *Schema) compile() error {
+	c := jsonschema.NewCompiler()
+	names, err := schemaFS.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("cloudinit: embedded schemas: %w", err)
+	}
+	for _, n := range names {
+		b, err := schemaFS.ReadFile(path.Join(s.dir, n.Name()))
+		if err != nil {
+			return err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("cloudinit: schema %s: %w", n.Name(), err)
+		}
+		if err := c.AddResource(schemaURL(n.Name()), doc); err != nil {
+			return fmt.Errorf("cloudinit: schema %s: %w", n.Name(), err)
+		}
+		if n.Name() == "schema-cloud-config-v1.json" {
+			s.topKeys = topLevelKeys(doc)
+		}
+	}
+	if s.cloudConfig, err = c.Compile(schemaURL("schema-cloud-config-v1.json")); err != nil {
+		return fmt.Errorf("cloudinit: compile schema %s: %w", s.Version, err)
+	}
+	if _, err := schemaFS.Open(path.Join(s.dir, "schema-network-config-v2.json")); err == nil {
+		if s.network, err = c.Compile(schemaURL("schema-network-config-v2.json")); err != nil {
+			return fmt.Errorf("cloudinit: compile network schema %s: %w", s.Version, err)
+		}
+	}
+	return nil
+}
+
+func schemaURL(name string) string { return "file:///kiln/cloudinit/" + name }
+
+// topLevelKeys collects the property names the schema knows at the top level:
+// its own properties and those of every definition its allOf references.
+func topLevelKeys(doc any) map[string]bool {
+	keys := map[string]bool{}
+	root, _ := doc.(map[string]any)
+	defs, _ := root["$defs"].(map[string]any)
+	addProps := func(v any) {
+		m, _ := v.(map[string]any)
+		props, _ := m["properties"].(map[string]any)
+		for k := range props {
+			keys[k] = true
+		}
+	}
+	addProps(root)
+	all, _ := root["allOf"].([]any)
+	for _, item := range all {
+		m, _ := item.(map[string]any)
+		ref, _ := m["$ref"].(string)
+		if name, ok := strings.CutPrefix(ref, "#/$defs/"); ok {
+			addProps(defs[name])
+		}
+	}
+	return keys
+}
+
+// instance turns YAML bytes into the JSON value model the validator wants.
+func instance(doc []byte) (any, error) {
+	var v any
+	if err := yaml.Unmarshal(doc, &v); err != nil {
+		return nil, fmt.Errorf("cloudinit: not valid YAML: %w", err)
+	}
+	b, err := json.Marshal(jsonCompatible(v))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: %w", err)
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+}
+
+func jsonCompatible(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = jsonCompatible(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = jsonCompatible(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = jsonCompatible(e)
+		}
+		return t
+	}
+	return v
+}
+
+var printer = message.NewPrinter(language.English)
+
+// problems flattens a validation error tree to its most specific leaves. For
+// oneOf/anyOf only the branch that got deepest into the document is kept:
+// that is the one the author meant, and the others are noise.
+func problems(err error) []Problem {
+	var ve *jsonschema.ValidationError
+	if err == nil || !errors.As(err, &ve) {
+		if err != nil {
+			return []Problem{{Message: err.Error()}}
+		}
+		return nil
+	}
+	seen := map[Problem]bool{}
+	var out []Problem
+	for _, leaf := range leaves(ve) {
+		p := Problem{Pointer: pointer(leaf.InstanceLocation), Message: leaf.ErrorKind.LocalizedString(printer)}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return []*jsonschema.ValidationError{e}
+	}
+	kw := e.ErrorKind.KeywordPath()
+	if len(kw) > 0 && (kw[len(kw)-1] == "oneOf" || kw[len(kw)-1] == "anyOf") {
+		best, depth := e.Causes[0], -1
+		for _, c := range e.Causes {
+			if d := maxDepth(c); d > depth {
+				best, depth = c, d
+			}
+		}
+		return leaves(best)
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+func maxDepth(e *jsonschema.ValidationError) int {
+	d := len(e.InstanceLocation)
+	for _, c := range e.Causes {
+		d = max(d, maxDepth(c))
+	}
+	return d
+}
+
+func pointer(loc []string) string {
+	if len(loc) == 0 {
+		return ""
+	}
+	esc := make([]string, len(loc))
+	for i, s := range loc {
+		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	}
+	return "/" + strings.Join(esc, "/")
+}

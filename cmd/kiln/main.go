@@ -1,0 +1,17 @@
+// Command kiln turns recipes into cloud-init seeds and golden VM images.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := newRootCommand()
+	err := root.ExecuteContext(ctx)
+	stop()
+	os.Exit(reportError(root, err))
+}

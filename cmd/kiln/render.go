@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/recipes"
+	"github.com/spf13/cobra"
+)
+
+func newRenderCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "render FILE",
+		Short: "Write an instance's cloud-init files: user-data, meta-data, network-config",
+		Long: `Renders the NoCloud documents of one instance of a recipe and validates them
+against cloud-init's schema. With -o DIR they are written there (mode 0600 when
+they hold resolved secrets); without it they are printed, unless they hold
+secrets.
+
+Stages: boot (default) is the per-instance part, for images kiln baked; bake is
+the bake section as cloud-config; full is both, to configure a stock cloud
+image entirely at first boot.`,
+		Example: `  kiln render examples/app-host.yaml -o seed/
+  kiln render examples/database.yaml --instance db-1 --stage full -o seed/`,
+		Args: exactArgs(1),
+		RunE: renderAction,
+	}
+	addInstanceFlags(cmd)
+	cmd.Flags().StringP("dir", "o", "", "directory to write the files into")
+	return cmd
+}
+
+func addInstanceFlags(cmd *cobra.Command) {
+	cmd.Flags().String("instance", "", "instance name (default: the recipe name)")
+	cmd.Flags().Int("index", 0, "instance number, for {index} in the hostname pattern")
+	cmd.Flags().String("stage", "boot", "what user-data carries: boot, bake or full")
+}
+
+// instanceSeed loads a recipe and renders the seed the flags ask for.
+func instanceSeed(file string) (*recipes.Seed, error) {
+	stage, err := recipes.ParseStage(cfg.GetString("stage"))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	plan, err := recipes.LoadPlan(file)
+	if err != nil {
+		return nil, err
+	}
+	inst := recipes.Instance{Name: cfg.GetString("instance"), Index: cfg.GetInt("index")}
+	return plan.Seed(inst, stage, plan.Recipe.EnvResolver())
+}
+
+func renderAction(cmd *cobra.Command, args []string) error {
+	seed, err := instanceSeed(args[0])
+	if err != nil {
+		return err
+	}
+	dir := cfg.GetString("dir")
+	if dir == "" {
+		if seed.HoldsSecrets {
+			return usageError{fmt.Errorf("this seed holds secrets, which kiln does not print; write it to a directory with -o DIR (files are created mode 0600)")}
+		}
+		warn(cmd, seed.Warnings)
+		for _, doc := range []struct {
+			name string
+			data []byte
+		}{{"user-data", seed.UserData}, {"meta-data", seed.MetaData}, {"network-config", seed.NetworkConfig}} {
+			fmt.Fprintf(cmd.OutOrStdout(), "--- # %s\n%s", doc.name, doc.data)
+		}
+		return nil
+	}
+	files, err := builder.WriteSeedDir(dir, seed)
+	if err != nil {
+		return err
+	}
+	if jsonOutput() {
+		return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "files": files, "instanceId": seed.InstanceID,
+			"hostname": seed.Hostname, "holdsSecrets": seed.HoldsSecrets, "warnings": seed.Warnings})
+	}
+	warn(cmd, seed.Warnings)
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (instance-id %s, hostname %s)\n", strings.Join(files, ", "), seed.InstanceID, seed.Hostname)
+	return nil
+}
+
+func warn(cmd *cobra.Command, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+}

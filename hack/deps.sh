@@ -1,0 +1,46 @@
+#!/bin/sh
+# Installs what kiln's build, demo and tests need on Debian 12: apt packages
+# and Go modules. Idempotent and quiet when everything is there already.
+set -eu
+
+# Every tool the tests drive for real (see docs/development.md).
+PACKAGES="
+ca-certificates
+cloud-image-utils
+cloud-init
+dosfstools
+e2fsprogs
+fdisk
+gdisk
+genisoimage
+grub-efi-amd64-bin
+grub-pc-bin
+grub2-common
+mmdebstrap
+mtools
+ovmf
+qemu-system-x86
+qemu-utils
+systemd
+xorriso
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	# Services must not start during installation (there may be no init).
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+command -v go >/dev/null 2>&1 || { echo "deps: Go is not installed (want the version in go.mod)" >&2; exit 1; }
+go mod download

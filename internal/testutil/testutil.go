@@ -1,0 +1,57 @@
+// Package testutil holds helpers shared by kiln's tests: finding the real tools
+// integration tests depend on, and failing (not skipping) when CI=true.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run under CI, where no integration test may skip.
+func InCI() bool {
+	v := os.Getenv("CI")
+	return v != "" && v != "0" && v != "false"
+}
+
+// NeedTool returns the path of the named executable. When it is missing the
+// test is skipped with a loud message on a laptop, and fails under CI=true,
+// because CI installs every tool the tests use (make deps).
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	// Debian keeps admin tools in sbin, which a non-root PATH may lack.
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if c := dir + "/" + name; isExecutable(c) {
+			return c
+		}
+	}
+	Unavailable(t, "%s not found in PATH (run `make deps`)", name)
+	return ""
+}
+
+// Unavailable skips the test with the reason, or fails it under CI=true.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("integration prerequisite missing under CI: "+format, args...)
+	}
+	t.Skipf("SKIPPING integration test: "+format, args...)
+}
+
+// Integration skips the test under `go test -short`, except in CI, where
+// every integration test runs.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() && !InCI() {
+		t.Skip("integration test skipped with -short")
+	}
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}

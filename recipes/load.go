@@ -1,0 +1,242 @@
+package recipes
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxRecipeSize bounds a recipe file. Recipes are short; anything bigger is a
+// mistake (a binary or a log passed by accident), refused before parsing.
+const MaxRecipeSize = 1 << 20
+
+// maxExtendsDepth bounds extends chains.
+const maxExtendsDepth = 16
+
+// source is where a recipe came from, with the position of every field.
+type source struct {
+	file  string         // the recipe file as given
+	dir   string         // its directory: relative references resolve here
+	files []string       // every file read, the recipe first, then what it extends
+	pos   map[string]Pos // field path -> position
+}
+
+// Load reads a recipe file and everything it extends, and decodes it
+// strictly. It does not fill defaults or validate values: call Default and
+// Validate (or LoadAndCheck, which does all three).
+func Load(path string) (*Recipe, error) {
+	return load(path, nil)
+}
+
+// load reads path, or decodes data as if read from path when data is not nil
+// (the fuzz tests feed bytes without touching the disk).
+func load(path string, data []byte) (*Recipe, error) {
+	l := &loader{fileOf: map[*yaml.Node]string{}, data: data}
+	root, err := l.load(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := newDecoder(func(n *yaml.Node) string { return l.fileOf[n] })
+	r := &Recipe{}
+	d.decode(root, "", reflect.ValueOf(r).Elem())
+	if err := d.errs.Err(); err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(path)
+	r.source = &source{file: path, dir: filepath.Dir(abs), files: l.files, pos: d.pos}
+	return r, nil
+}
+
+// LoadAndCheck loads, defaults and validates a recipe.
+func LoadAndCheck(path string) (*Recipe, error) {
+	r, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	Default(r)
+	if err := Validate(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type loader struct {
+	fileOf map[*yaml.Node]string
+	files  []string
+	data   []byte // content of the first file, when given instead of read
+}
+
+// load parses one file and, when it extends another, merges it over its
+// parent. stack holds the absolute paths being loaded, to catch cycles.
+func (l *loader) load(path string, stack []string) (*yaml.Node, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	for i, s := range stack {
+		if s == abs {
+			chain := append(append([]string{}, stack[i:]...), abs)
+			return nil, &Error{Pos: Pos{File: path}, Path: "extends",
+				Msg: "extends cycle: " + strings.Join(chain, " -> ")}
+		}
+	}
+	if len(stack) >= maxExtendsDepth {
+		return nil, &Error{Pos: Pos{File: path}, Path: "extends", Msg: fmt.Sprintf("extends chain deeper than %d files", maxExtendsDepth)}
+	}
+	data := l.data
+	l.data = nil
+	if data == nil || len(data) > MaxRecipeSize {
+		var err error
+		if data, err = readRecipeFile(path); err != nil {
+			return nil, err
+		}
+	}
+	l.files = append(l.files, path)
+	root, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	l.mark(root, path)
+	_, parentVal := mappingValue(root, "extends")
+	if parentVal == nil || isNull(parentVal) {
+		return root, nil
+	}
+	if parentVal.Kind != yaml.ScalarNode {
+		return nil, &Error{Pos: Pos{path, parentVal.Line, parentVal.Column}, Path: "extends", Msg: "expected the path of a recipe file"}
+	}
+	parentPath := parentVal.Value
+	if !filepath.IsAbs(parentPath) {
+		parentPath = filepath.Join(filepath.Dir(path), parentPath)
+	}
+	if _, err := os.Stat(parentPath); err != nil {
+		return nil, &Error{Pos: Pos{path, parentVal.Line, parentVal.Column}, Path: "extends",
+			Msg: fmt.Sprintf("cannot read %q: %v", parentVal.Value, errors.Unwrap(err))}
+	}
+	parent, err := l.load(parentPath, append(stack, abs))
+	if err != nil {
+		return nil, err
+	}
+	// The merged document keeps the child's extends entry, so the decoded
+	// recipe records what it extends; the parent's own is dropped.
+	removeKey(parent, "extends")
+	return l.merge(parent, root, ""), nil
+}
+
+// readRecipeFile reads a recipe with the size and encoding checks that come
+// before any parsing.
+func readRecipeFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read recipe: %v", errors.Unwrap(err))}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, &Error{Pos: Pos{File: path}, Msg: "is a directory, not a recipe file"}
+	}
+	if st.Size() > MaxRecipeSize {
+		return nil, &Error{Pos: Pos{File: path}, Msg: fmt.Sprintf("recipe is %d bytes, more than the %d byte limit; recipes describe a server, large content belongs in files referenced with source:", st.Size(), MaxRecipeSize)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxRecipeSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxRecipeSize {
+		return nil, &Error{Pos: Pos{File: path}, Msg: fmt.Sprintf("recipe is more than the %d byte limit", MaxRecipeSize)}
+	}
+	return data, nil
+}
+
+// parse checks encoding and parses YAML into a node tree.
+func parse(path string, data []byte) (*yaml.Node, error) {
+	if !utf8.Valid(data) {
+		line, col := invalidUTF8At(data)
+		return nil, &Error{Pos: Pos{path, line, col}, Msg: "recipe is not valid UTF-8 text; save it as UTF-8"}
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		line, col := offsetToLineCol(data, bytes.IndexByte(data, 0))
+		return nil, &Error{Pos: Pos{path, line, col}, Msg: "recipe contains a NUL byte; is it a binary file?"}
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{Pos: Pos{File: path}, Msg: "recipe is empty; it needs at least apiVersion and name"}
+		}
+		return nil, yamlError(path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{Pos: Pos{path, extra.Line, extra.Column}, Msg: "a recipe file holds one YAML document; remove the second ---"}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{Pos: Pos{File: path}, Msg: "recipe is empty; it needs at least apiVersion and name"}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &Error{Pos: Pos{path, root.Line, root.Column}, Msg: "a recipe is a mapping of keys (apiVersion, name, roles, ...), got " + describe(root)}
+	}
+	return root, nil
+}
+
+// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into a
+// positioned error.
+func yamlError(path string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		return &Error{Pos: Pos{path, line, 1}, Msg: "YAML syntax: " + msg}
+	}
+	return &Error{Pos: Pos{File: path}, Msg: "YAML syntax: " + msg}
+}
+
+func invalidUTF8At(data []byte) (int, int) {
+	off := 0
+	for off < len(data) {
+		r, size := utf8.DecodeRune(data[off:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		off += size
+	}
+	return offsetToLineCol(data, off)
+}
+
+func offsetToLineCol(data []byte, off int) (int, int) {
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := off - bytes.LastIndexByte(data[:off], '\n')
+	return line, col
+}
+
+// mark records which file every node of a tree came from.
+func (l *loader) mark(n *yaml.Node, file string) {
+	if n == nil {
+		return
+	}
+	if _, done := l.fileOf[n]; done {
+		return
+	}
+	l.fileOf[n] = file
+	for _, c := range n.Content {
+		l.mark(c, file)
+	}
+	if n.Alias != nil {
+		l.mark(n.Alias, file)
+	}
+}

@@ -1,0 +1,221 @@
+package recipes
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func planFile(t *testing.T, p *Plan, path string) string {
+	t.Helper()
+	for _, f := range append(append([]PlanFile{}, p.Files...), p.Deferred...) {
+		if f.Path == path {
+			return string(f.Content)
+		}
+	}
+	t.Fatalf("plan writes no %s", path)
+	return ""
+}
+
+func planUnit(t *testing.T, p *Plan, name string) Unit {
+	t.Helper()
+	for _, u := range p.Units {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("plan has no unit %s", name)
+	return Unit{}
+}
+
+func contains(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
+func TestRoleAppHost(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - app-host:
+      name: shop
+      port: 80
+      script: "#!/bin/sh\nexec true\n"
+      env: {MODE: prod}
+      memoryMax: 256MiB
+      cpuQuota: 50%
+`})
+	u := planUnit(t, p, "shop.service")
+	contains(t, "unit", u.Content, "User=shop", "ExecStart=/opt/shop/app", "Restart=always", "NoNewPrivileges=yes",
+		"ProtectSystem=strict", "StateDirectory=shop", "MemoryMax=268435456", "CPUQuota=50%", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+		"EnvironmentFile=-/etc/shop/app.env", "Environment=PORT=80")
+	contains(t, "env file", planFile(t, p, "/etc/shop/app.env"), `MODE="prod"`)
+	contains(t, "script", planFile(t, p, "/opt/shop/app"), "exec true")
+	if len(p.Users) != 1 || p.Users[0].Name != "shop" || !p.Users[0].System {
+		t.Errorf("service user: %+v", p.Users)
+	}
+	if len(p.Checks) != 1 || p.Checks[0].HTTP == nil || p.Checks[0].HTTP.Port != 80 || p.Checks[0].HTTP.Path != "/healthz" {
+		t.Errorf("health check: %+v", p.Checks)
+	}
+}
+
+func TestRoleAppHostSeedDelivery(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + "roles:\n  - app-host: {source: bin/app, deliver: seed}\n", "bin/app": "BINARY"})
+	if len(p.Boot.Files) != 1 || p.Boot.Files[0].Path != "/opt/app/app" || string(p.Boot.Files[0].Content) != "BINARY" {
+		t.Fatalf("seed-delivered app: %+v", p.Boot.Files)
+	}
+	for _, f := range p.Files {
+		if f.Path == "/opt/app/app" {
+			t.Fatal("seed-delivered app baked too")
+		}
+	}
+}
+
+func TestRoleCronRunner(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - cron-runner:
+      jobs:
+        - {name: tick, schedule: "*/2 * * * *", command: "echo 50% > /tmp/x", timeout: 30s, user: nobody}
+`})
+	svc := planUnit(t, p, "kiln-cron-tick.service")
+	contains(t, "service", svc.Content, "Type=oneshot", "User=nobody", "TimeoutStartSec=30",
+		`ExecStart=/bin/sh -c "echo 50%% > /tmp/x"`, "ExecStopPost=+/usr/local/lib/kiln/record-result tick")
+	if *svc.Enable {
+		t.Error("job service enabled: only its timer should be")
+	}
+	timer := planUnit(t, p, "kiln-cron-tick.timer")
+	contains(t, "timer", timer.Content, "OnCalendar=*-*-* *:00,02,04", "AccuracySec=1s", "WantedBy=timers.target")
+	if !*timer.Enable {
+		t.Error("timer not enabled")
+	}
+	contains(t, "record-result", planFile(t, p, "/usr/local/lib/kiln/record-result"), "SERVICE_RESULT")
+}
+
+func TestRoleJobRunner(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - job-runner:
+      command: [/usr/bin/env]
+      env: {DATASET: d1}
+      secretEnv: {TOKEN: env:T}
+      powerOff: true
+      timeout: 5m
+`})
+	u := planUnit(t, p, "kiln-job.service")
+	contains(t, "unit", u.Content, "ExecStart=/usr/bin/env", "TimeoutStartSec=300", "ExecStopPost=+/usr/local/lib/kiln/job-done true",
+		"ConditionPathExists=!/var/lib/kiln/job/result.json", "After=network-online.target cloud-final.service", "EnvironmentFile=-/etc/kiln/job/job.env")
+	s, err := p.Seed(Instance{}, StageBoot, MapResolver(map[string]string{"env:T": "tkn"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "seed", string(s.UserData), "/etc/kiln/job/job.env", `DATASET="d1"`, `TOKEN="tkn"`)
+}
+
+func TestRoleDatabase(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - database:
+      listen: ["0.0.0.0"]
+      port: 5433
+      users: [{name: app, password: env:PW, createdb: true}]
+      databases: [{name: appdb, owner: app}]
+      dataDisk: {device: /dev/vdc}
+      dumps: {schedule: "0 * * * *", keep: 3}
+`})
+	contains(t, "postgresql.conf", planFile(t, p, "/etc/kiln/database/postgresql.conf"), "listen_addresses = '0.0.0.0'", "port = 5433")
+	contains(t, "pg_hba.conf", planFile(t, p, "/etc/kiln/database/pg_hba.conf"), "host    all             all             0.0.0.0/0               scram-sha-256")
+	contains(t, "createcluster", planFile(t, p, "/etc/postgresql-common/createcluster.d/50-kiln.conf"), "create_main_cluster = false")
+	contains(t, "dump timer", planUnit(t, p, "kiln-pg-dump.timer").Content, "OnCalendar=*-*-* *:00:00")
+	contains(t, "dump service", planUnit(t, p, "kiln-pg-dump.service").Content, "pg-dump /var/backups/postgresql 3")
+	s, err := p.Seed(Instance{}, StageBoot, MapResolver(map[string]string{"env:PW": "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud := string(s.UserData)
+	contains(t, "seed", ud, "CREATE ROLE", "LOGIN CREATEDB PASSWORD", "CREATE DATABASE %I OWNER %I", "'appdb', 'app'",
+		"disk_setup", "/dev/vdc", "LABEL=pgdata", "/var/lib/postgresql", "/usr/local/lib/kiln/database-setup")
+	if strings.Contains(ud, "s3cret") {
+		t.Error("password in the seed")
+	}
+}
+
+func TestRoleProxy(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - proxy:
+      frontends:
+        - {listen: 80, balance: leastconn, healthPath: /health, servers: ["10.0.2.2:8081", "10.0.2.2:8082"]}
+        - {name: pg, listen: 5432, mode: tcp, servers: ["10.0.0.9:5432"]}
+`})
+	cfg := planFile(t, p, "/etc/haproxy/haproxy.cfg")
+	contains(t, "haproxy.cfg", cfg, "frontend web", "bind *:80", "balance leastconn", "option httpchk GET /health",
+		"server s0 10.0.2.2:8081", "server s1 10.0.2.2:8082", "frontend pg", "mode tcp", "bind *:5432", "stats uri /stats", "bind *:8404")
+	if !strings.Contains(strings.Join(p.Packages, " "), "haproxy") {
+		t.Error("haproxy not installed")
+	}
+}
+
+func TestRoleNetwork(t *testing.T) {
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - network:
+      lan: {interface: eth1, address: 192.168.50.1/24}
+      hosts: [{name: db, address: 192.168.50.5, mac: "52:54:00:12:34:56"}]
+      allow: [{port: 443}]
+`})
+	nft := planFile(t, p, "/etc/nftables.conf")
+	contains(t, "nftables.conf", nft, "policy drop", `oifname "eth0" masquerade`, `iifname "eth1" oifname "eth0" accept`, "tcp dport 443 accept")
+	dns := planFile(t, p, "/etc/dnsmasq.d/kiln.conf")
+	contains(t, "dnsmasq.conf", dns, "interface=eth1", "dhcp-range=192.168.50.100,192.168.50.200,12h", "dhcp-option=option:router,192.168.50.1",
+		"host-record=db.lan,db,192.168.50.5", "dhcp-host=52:54:00:12:34:56,192.168.50.5,db")
+	contains(t, "sysctl", planFile(t, p, "/etc/sysctl.d/90-kiln-forward.conf"), "net.ipv4.ip_forward = 1")
+	s, err := p.Seed(Instance{}, StageBoot, PlaceholderResolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, "network-config", string(s.NetworkConfig), "eth1:", "192.168.50.1/24", "eth0:", "dhcp4: true")
+}
+
+func TestRolesShareVM(t *testing.T) {
+	// cron-runner and database both install record-result: same bytes, no conflict.
+	p := loadPlan(t, map[string]string{"r.yaml": header + `roles:
+  - cron-runner: {jobs: [{name: a, schedule: daily, command: "true"}]}
+  - database: {users: [{name: app, password: env:PW}], dumps: {}}
+`})
+	n := 0
+	for _, f := range p.Files {
+		if f.Path == "/usr/local/lib/kiln/record-result" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("record-result written %d times", n)
+	}
+}
+
+func TestRolesDocumented(t *testing.T) {
+	for _, r := range Roles() {
+		if r.Summary == "" || len(r.Params) == 0 {
+			t.Errorf("role %s is undocumented", r.Name)
+		}
+		for _, p := range r.Params {
+			if p.Doc == "" {
+				t.Errorf("role %s parameter %s has no doc", r.Name, p.Name)
+			}
+		}
+	}
+	want := "app-host,cron-runner,database,job-runner,network,proxy"
+	if got := strings.Join(RoleNames(), ","); got != want {
+		t.Errorf("roles = %s, want %s", got, want)
+	}
+}
+
+func TestSourceSymlinkEscape(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"r.yaml": header + "bake:\n  files:\n    - {path: /etc/x, source: link}\n"})
+	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadPlan(filepath.Join(dir, "r.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "leads out of the recipe's directory") {
+		t.Fatalf("symlink out of the recipe dir followed: %v", err)
+	}
+}
