@@ -32,13 +32,13 @@ func ParseSeedFormat(s string) (SeedFormat, error) {
 }
 
 // SeedFiles returns the NoCloud files of a seed, in the order cloud-localds
-// lays them out.
+// lays them out; network-config only when the seed has one.
 func SeedFiles(s *recipes.Seed) []iso.Entry {
-	return []iso.Entry{
-		{Name: "meta-data", Data: s.MetaData},
-		{Name: "network-config", Data: s.NetworkConfig},
-		{Name: "user-data", Data: s.UserData},
+	entries := []iso.Entry{{Name: "meta-data", Data: s.MetaData}}
+	if s.NetworkConfig != nil {
+		entries = append(entries, iso.Entry{Name: "network-config", Data: s.NetworkConfig})
 	}
+	return append(entries, iso.Entry{Name: "user-data", Data: s.UserData})
 }
 
 // SeedResult describes a written seed.

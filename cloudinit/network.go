@@ -41,14 +41,6 @@ type Nameservers struct {
 	Search    []string `yaml:"search,omitempty"`
 }
 
-// DHCPAll is the network-config kiln writes when a recipe says nothing about
-// networking: DHCP on every Ethernet interface, whatever the guest names it.
-func DHCPAll() Network {
-	return Network{Version: 2, Ethernets: map[string]Ethernet{
-		"all": {Match: &Match{Name: "e*"}, DHCP4: Bool(true)},
-	}}
-}
-
 // Render returns the network-config bytes.
 func (n Network) Render() ([]byte, error) {
 	if n.Version != 2 {

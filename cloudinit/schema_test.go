@@ -76,12 +76,12 @@ func TestSchemaFor(t *testing.T) {
 }
 
 func TestValidateNetwork(t *testing.T) {
-	good, err := DHCPAll().Render()
+	good, err := Network{Version: 2, Ethernets: map[string]Ethernet{"eth0": {DHCP4: Bool(true)}}}.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ps, err := ValidateNetwork(good); err != nil || len(ps) != 0 {
-		t.Fatalf("DHCPAll rejected: %v %v", ps, err)
+		t.Fatalf("valid network-config rejected: %v %v", ps, err)
 	}
 	if ps, _ := ValidateNetwork([]byte("version: 2\nethernets:\n  eth0:\n    dhcp4: maybe\n")); len(ps) == 0 {
 		t.Fatal("bad dhcp4 accepted")

@@ -25,6 +25,9 @@ func Compile(r *Recipe) (*Plan, error) {
 		}
 	}
 	b := &r.Bake
+	for i, pkg := range b.Packages {
+		p.addOrigin(pkg, fmt.Sprintf("bake.packages[%d]", i))
+	}
 	p.Packages = uniqueSorted(append(p.Packages, b.Packages...))
 	p.Users = append(p.Users, b.Users...)
 	for i, f := range b.Files {

@@ -45,6 +45,10 @@ type Seed struct {
 	Hostname      string
 	UserData      []byte
 	MetaData      []byte
+	// NetworkConfig is nil when neither the recipe nor a role configures
+	// networking: cloud-init then brings up DHCP on the first interface (its
+	// fallback), whatever the image names it and whichever network stack it
+	// renders for — no written config does that on every image.
 	NetworkConfig []byte
 	// HoldsSecrets is true when any secret was resolved into the user-data;
 	// whoever writes the seed must make it readable by its owner only.
@@ -89,13 +93,15 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 	if s.MetaData, err = (cloudinit.MetaData{InstanceID: s.InstanceID, LocalHostname: host}).Render(); err != nil {
 		return nil, err
 	}
-	if s.NetworkConfig, err = p.networkConfig().Render(); err != nil {
-		return nil, err
-	}
-	if probs, err := cloudinit.ValidateNetwork(s.NetworkConfig); err != nil {
-		return nil, err
-	} else if len(probs) > 0 {
-		return nil, &Error{Pos: p.Recipe.pos("boot.network"), Path: "boot.network", Msg: "network-config rejected by cloud-init's schema: " + probs[0].String()}
+	if p.Boot.Network != nil {
+		if s.NetworkConfig, err = p.networkConfig().Render(); err != nil {
+			return nil, err
+		}
+		if probs, err := cloudinit.ValidateNetwork(s.NetworkConfig); err != nil {
+			return nil, err
+		} else if len(probs) > 0 {
+			return nil, &Error{Pos: p.Recipe.pos("boot.network"), Path: "boot.network", Msg: "network-config rejected by cloud-init's schema: " + probs[0].String()}
+		}
 	}
 	return s, nil
 }
@@ -208,9 +214,6 @@ func (p *Plan) bootConfig(cfg *cloudinit.Config, origins map[string]string, host
 
 func (p *Plan) networkConfig() cloudinit.Network {
 	n := p.Boot.Network
-	if n == nil {
-		return cloudinit.DHCPAll()
-	}
 	out := cloudinit.Network{Version: 2, Ethernets: map[string]cloudinit.Ethernet{}}
 	for name, e := range n.Ethernets {
 		ce := cloudinit.Ethernet{DHCP4: e.DHCP4, DHCP6: e.DHCP6, Addresses: e.Addresses, MTU: e.MTU}

@@ -15,11 +15,13 @@ type Plan struct {
 	Digest string
 
 	Packages []string // sorted, unique
-	Users    []User
-	Files    []PlanFile // written before packages are installed (owner root)
-	Deferred []PlanFile // written after packages and users exist
-	Units    []Unit
-	Commands []PlanCommand
+	// PackageOrigins maps each package to the recipe path that asked for it.
+	PackageOrigins map[string]string
+	Users          []User
+	Files          []PlanFile // written before packages are installed (owner root)
+	Deferred       []PlanFile // written after packages and users exist
+	Units          []Unit
+	Commands       []PlanCommand
 
 	Boot   BootPlan
 	Checks []Check
@@ -82,7 +84,21 @@ type contribution struct {
 	recipe *Recipe
 }
 
-func (c *contribution) packages(names ...string) { c.plan.Packages = append(c.plan.Packages, names...) }
+func (c *contribution) packages(names ...string) {
+	c.plan.Packages = append(c.plan.Packages, names...)
+	for _, n := range names {
+		c.plan.addOrigin(n, c.origin)
+	}
+}
+
+func (p *Plan) addOrigin(pkg, origin string) {
+	if p.PackageOrigins == nil {
+		p.PackageOrigins = map[string]string{}
+	}
+	if _, ok := p.PackageOrigins[pkg]; !ok {
+		p.PackageOrigins[pkg] = origin
+	}
+}
 
 func (c *contribution) file(path string, mode Mode, content string) {
 	c.plan.Files = append(c.plan.Files, PlanFile{Path: path, Content: []byte(content), Mode: mode, Owner: "root:root", Origin: c.origin})

@@ -40,7 +40,7 @@ type Boot struct {
 	Users    []User    `yaml:"users" doc:"users with SSH keys and password hashes"`
 	Files    []File    `yaml:"files" doc:"files to write; may hold secrets (env:NAME, file:PATH)"`
 	Commands []Command `yaml:"commands" doc:"commands run once at the end of first boot"`
-	Network  *Network  `yaml:"network" doc:"network-config v2 subset; default DHCP on every Ethernet interface"`
+	Network  *Network  `yaml:"network" doc:"network-config v2 subset; without it, cloud-init configures DHCP on the first interface"`
 }
 
 // File is a file written into the image or by the seed. Exactly one of

@@ -130,7 +130,7 @@ func TestRenderWritesFiles(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("render: %+v", r)
 	}
-	for _, name := range []string{"user-data", "meta-data", "network-config"} {
+	for _, name := range []string{"user-data", "meta-data"} {
 		st, err := os.Stat(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +172,7 @@ func TestSeedReadBack(t *testing.T) {
 	blkid := testutil.NeedTool(t, "blkid")
 	isoinfo := testutil.NeedTool(t, "isoinfo")
 	work := t.TempDir()
-	recipe := filepath.Join(examples(t), "app-host.yaml")
+	recipe := filepath.Join(examples(t), "network.yaml") // has all three documents
 	rendered := filepath.Join(work, "rendered")
 	if r := run(t, work, nil, "render", recipe, "--instance", "web-3", "--index", "3", "-o", rendered); r.code != 0 {
 		t.Fatalf("render: %+v", r)
@@ -186,7 +186,10 @@ func TestSeedReadBack(t *testing.T) {
 		t.Fatalf("blkid: %v\n%s", err, out)
 	}
 	for _, name := range []string{"user-data", "meta-data", "network-config"} {
-		want, _ := os.ReadFile(filepath.Join(rendered, name))
+		want, err := os.ReadFile(filepath.Join(rendered, name))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, ext := range []string{"-R", "-J"} {
 			got, err := exec.Command(isoinfo, ext, "-i", seed, "-x", "/"+name).Output()
 			if err != nil || !bytes.Equal(got, want) {

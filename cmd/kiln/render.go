@@ -14,7 +14,9 @@ func newRenderCommand() *cobra.Command {
 		Use:   "render FILE",
 		Short: "Write an instance's cloud-init files: user-data, meta-data, network-config",
 		Long: `Renders the NoCloud documents of one instance of a recipe and validates them
-against cloud-init's schema. With -o DIR they are written there (mode 0600 when
+against cloud-init's schema. network-config is written when the recipe (or a
+role) configures networking; without it cloud-init brings up DHCP on the first
+interface, which works on every image. With -o DIR they are written there (mode 0600 when
 they hold resolved secrets); without it they are printed, unless they hold
 secrets.
 
@@ -62,11 +64,8 @@ func renderAction(cmd *cobra.Command, args []string) error {
 			return usageError{fmt.Errorf("this seed holds secrets, which kiln does not print; write it to a directory with -o DIR (files are created mode 0600)")}
 		}
 		warn(cmd, seed.Warnings)
-		for _, doc := range []struct {
-			name string
-			data []byte
-		}{{"user-data", seed.UserData}, {"meta-data", seed.MetaData}, {"network-config", seed.NetworkConfig}} {
-			fmt.Fprintf(cmd.OutOrStdout(), "--- # %s\n%s", doc.name, doc.data)
+		for _, e := range builder.SeedFiles(seed) {
+			fmt.Fprintf(cmd.OutOrStdout(), "--- # %s\n%s", e.Name, e.Data)
 		}
 		return nil
 	}

@@ -43,6 +43,7 @@ func newRootCommand() *cobra.Command {
 		newRenderCommand(),
 		newSeedCommand(),
 		newRolesCommand(),
+		newBakeCommand(),
 	)
 	return root
 }

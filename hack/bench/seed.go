@@ -23,7 +23,7 @@ func benchSeed() ([]string, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	plan, err := recipes.LoadPlan("examples/app-host.yaml")
+	plan, err := recipes.LoadPlan("examples/network.yaml") // all three documents
 	if err != nil {
 		return nil, err
 	}

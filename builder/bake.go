@@ -1,0 +1,307 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/version"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// imageLayout names how kiln lays out images; bump it when tuning, sysprep
+// or the disk layout change, so cached images are rebuilt.
+const imageLayout = "kiln-image-v2"
+
+// Result is a finished bake.
+type Result struct {
+	Image    string    `json:"image"`
+	Manifest string    `json:"manifest"`
+	Cached   bool      `json:"cached"` // reused from the cache: nothing was rebuilt
+	Key      string    `json:"key"`
+	Info     *Manifest `json:"-"`
+}
+
+// bakeState is what the steps of one bake share.
+type bakeState struct {
+	plan     *recipes.Plan
+	base     recipes.Base
+	key      string // cache key of the finished image
+	work     string // work directory (in the cache's tmp)
+	tree     root
+	mirrors  Mirrors
+	pbase    packageBase
+	tarball  string
+	rootUUID string
+	raw      string
+	image    string // converted image in work
+	manifest *Manifest
+	started  time.Time
+}
+
+// Bake builds the golden image of a plan at output (qcow2 or raw, as the
+// recipe's disk section says) with its manifest beside it. An unchanged
+// recipe re-bakes as a copy of the cached image; a changed bake section
+// reuses the cached base. Output appears atomically, or not at all.
+func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (*Result, error) {
+	base, err := recipes.ParseBase(plan.Recipe.Base)
+	if err != nil {
+		return nil, err
+	}
+	if base.Kind != recipes.BasePackages {
+		return nil, fmt.Errorf("bake: base %s: only package bases (debian:<suite>) can be baked by this kiln", base)
+	}
+	if plan.Recipe.Bake.Mode == "vm" {
+		return nil, fmt.Errorf("bake: bake.mode vm is not supported for package bases yet; use offline or auto")
+	}
+	if freed := b.cache.cleanStale(); freed > 0 {
+		b.note("cache", "removed %d MiB left by interrupted builds", freed>>20)
+	}
+	st := &bakeState{plan: plan, base: base, started: time.Now()}
+	if st.mirrors, err = b.mirrors(plan); err != nil {
+		return nil, err
+	}
+	st.pbase = newPackageBase(base, st.mirrors)
+	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ",")}, "\n")))
+
+	if !b.opts.NoCache {
+		if res, err := b.fromCache(st.key, output); err == nil {
+			return res, nil
+		} else if !errors.Is(err, errNotCached) {
+			b.note("cache", "cached image unusable, rebuilding: %v", err)
+		}
+	}
+	unlock, err := b.cache.lock(ctx, "image-"+st.key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if res, err := b.fromCache(st.key, output); err == nil && !b.opts.NoCache {
+		return res, nil // baked by another kiln while we waited
+	}
+
+	if st.work, err = b.cache.tempDir("bake"); err != nil {
+		return nil, err
+	}
+	if !b.opts.KeepWorkDir {
+		defer os.RemoveAll(st.work)
+	} else {
+		defer b.note("bake", "work directory kept: %s", st.work)
+	}
+	steps := []struct {
+		name string
+		run  func(context.Context, *bakeState) error
+	}{
+		{"base", b.stepBase},
+		{"unpack", b.stepUnpack},
+		{"bake", b.stepBake},
+		{"sysprep", b.stepSysprep},
+		{"assemble", b.stepAssemble},
+		{"convert", b.stepConvert},
+		{"manifest", b.stepManifest},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.run(ctx, st); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, diskFull(err)
+		}
+	}
+	dir := b.cache.path("images", st.key)
+	if err := os.RemoveAll(st.tree.dir); err != nil {
+		return nil, err
+	}
+	os.Remove(st.raw)
+	if err := b.cache.commit(st.work, dir); err != nil {
+		return nil, err
+	}
+	return b.fromCacheWith(st.key, output, false)
+}
+
+func (b *Builder) mirrors(plan *recipes.Plan) (Mirrors, error) {
+	if m := plan.Recipe.Bake.Mirror; m != "" {
+		host, _ := HostMirrors(b.opts.AptDir)
+		return Mirrors{Archive: strings.TrimSuffix(m, "/"), Security: host.Security}, nil
+	}
+	if b.opts.Mirror != "" {
+		host, _ := HostMirrors(b.opts.AptDir)
+		return Mirrors{Archive: strings.TrimSuffix(b.opts.Mirror, "/"), Security: host.Security}, nil
+	}
+	return HostMirrors(b.opts.AptDir)
+}
+
+func (b *Builder) stepBase(ctx context.Context, st *bakeState) (err error) {
+	st.tarball, err = b.ensureBase(ctx, st.pbase)
+	return err
+}
+
+func (b *Builder) stepUnpack(ctx context.Context, st *bakeState) error {
+	step := progress.Begin(b.sink, "unpack", 0, "unpacking the base")
+	st.tree = root{dir: filepath.Join(st.work, "root")}
+	if err := os.Mkdir(st.tree.dir, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", st.tarball, "-C", st.tree.dir)
+	if _, err := runCmd(ctx, "unpacking the base", cmd, nil); err != nil {
+		return err
+	}
+	step.End("")
+	return nil
+}
+
+func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
+	step := progress.Begin(b.sink, "bake", int64(len(st.plan.Packages)), "applying the recipe's bake section offline")
+	st.rootUUID = disk.RootUUID(st.key)
+	ds := append([]string{"NoCloud"}, b.opts.Datasources...)
+	ds = append(ds, "None")
+	if err := tuneImage(st.tree, st.rootUUID, ds); err != nil {
+		return err
+	}
+	// apt's archive lock is per directory: bakes sharing the package cache
+	// take turns installing.
+	unlock, err := b.cache.lock(ctx, "apt-archives")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ob := &offlineBake{plan: st.plan, root: st.tree, step: step,
+		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: b.cache.path("apt-archives"), guest: "/var/cache/apt/archives"}}}}
+	if err := ob.run(ctx); err != nil {
+		return err
+	}
+	step.End("")
+	return nil
+}
+
+func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
+	step := progress.Begin(b.sink, "sysprep", 0, "cleaning the image: machine-id, host keys, caches, logs, histories")
+	pkgs, err := installedPackages(st.tree)
+	if err != nil {
+		return fmt.Errorf("reading the package list: %w", err)
+	}
+	distro, release := osRelease(st.tree)
+	st.manifest = &Manifest{
+		Kiln:     ManifestKiln{Version: version.String(), ImageLayout: imageLayout},
+		Recipe:   ManifestRecipe{Name: st.plan.Recipe.Name, File: st.plan.Recipe.File(), Digest: st.plan.Digest, ImageKey: st.key},
+		Base:     ManifestBase{Ref: st.base.String(), Kind: "packages", Key: st.pbase.Key(), Sources: st.pbase.Sources},
+		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(st.tree), CloudInit: packageVersion(pkgs, "cloud-init")},
+		Packages: pkgs,
+	}
+	for _, r := range st.plan.Recipe.Roles {
+		st.manifest.Recipe.Roles = append(st.manifest.Recipe.Roles, r.Name)
+	}
+	if err := sysprep(st.tree); err != nil {
+		return err
+	}
+	step.End("")
+	return nil
+}
+
+func (b *Builder) stepAssemble(ctx context.Context, st *bakeState) error {
+	st.raw = filepath.Join(st.work, "disk.raw")
+	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.key, Epoch: b.epoch}, b.sink)
+	if err != nil {
+		return err
+	}
+	st.manifest.Disk.RootUUID = res.RootUUID
+	return nil
+}
+
+func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
+	d := st.plan.Recipe.Disk
+	if d.Format == "raw" {
+		st.image = filepath.Join(st.work, "image.raw")
+		return os.Rename(st.raw, st.image)
+	}
+	st.image = filepath.Join(st.work, "image.qcow2")
+	compression := d.Compression
+	if compression == "none" {
+		compression = ""
+	}
+	step := progress.Begin(b.sink, "convert", 100, "qcow2, "+d.Compression+" compression")
+	err := b.opts.QemuImg.Convert(ctx, st.raw, st.image, qemu.ConvertOptions{SrcFormat: "raw", DstFormat: "qcow2", Compression: compression,
+		Progress: func(p float64) { step.Advance(int64(p), 100) }})
+	if err != nil {
+		return err
+	}
+	if err := b.opts.QemuImg.Check(ctx, st.image); err != nil {
+		return fmt.Errorf("the converted image fails qemu-img check: %w", err)
+	}
+	step.End("")
+	return nil
+}
+
+func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
+	d := st.plan.Recipe.Disk
+	size, sum, err := fileDigest(st.image)
+	if err != nil {
+		return err
+	}
+	m := st.manifest
+	m.Disk.Format, m.Disk.Compression, m.Disk.Firmware = d.Format, d.Compression, d.Firmware
+	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), size
+	m.Artifacts = []Artifact{{Name: filepath.Base(st.image), Size: size, SHA256: sum}}
+	for _, c := range st.plan.Checks {
+		kind := "command"
+		switch {
+		case c.HTTP != nil:
+			kind = "http"
+		case c.TCP != nil:
+			kind = "tcp"
+		}
+		m.Checks = append(m.Checks, ManifestCheck{Name: c.Name, Kind: kind})
+	}
+	m.Build = ManifestBuildRun{Mode: "offline", Seconds: time.Since(st.started).Seconds(), SourceDateEpoch: b.epoch.Unix()}
+	return writeManifest(filepath.Join(st.work, "manifest.json"), m)
+}
+
+// fromCache places a cached image at output, or returns errNotCached.
+func (b *Builder) fromCache(key, output string) (*Result, error) {
+	return b.fromCacheWith(key, output, true)
+}
+
+func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error) {
+	dir := b.cache.path("images", key)
+	m, err := ReadManifest(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errNotCached
+		}
+		return nil, err
+	}
+	if len(m.Artifacts) != 1 {
+		return nil, fmt.Errorf("cached manifest lists %d artifacts", len(m.Artifacts))
+	}
+	src := filepath.Join(dir, m.Artifacts[0].Name)
+	if err := placeOutput(src, output); err != nil {
+		return nil, err
+	}
+	// The copy is checked against the manifest: a cache entry damaged on
+	// disk is never handed out as a good image.
+	if size, sum, err := fileDigest(output); err != nil || sum != m.Artifacts[0].SHA256 || size != m.Artifacts[0].Size {
+		os.Remove(output)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cached image %s does not match its manifest", key)
+	}
+	m.Artifacts[0].Name = filepath.Base(output)
+	mpath := ManifestPath(output)
+	if err := writeManifest(mpath, m); err != nil {
+		return nil, err
+	}
+	if cached {
+		b.note("cache", "recipe unchanged: reused cached image %s", key)
+	}
+	return &Result{Image: output, Manifest: mpath, Cached: cached, Key: key, Info: m}, nil
+}

@@ -1,0 +1,128 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// baseLayout names the layout of package bases; bump it when basePackages
+// or the mmdebstrap options change, so cached bases are rebuilt.
+const baseLayout = "debian-base-v1"
+
+// basePackages make a cloud image out of Debian's essential set: a kernel
+// (the cloud flavour: virtio drivers, small), systemd with networkd and
+// resolved (what cloud-init renders networking for in kiln images),
+// cloud-init, OpenSSH, growpart, and the basics an operator expects.
+var basePackages = []string{
+	"linux-image-cloud-amd64", "systemd-sysv", "systemd-resolved", "systemd-timesyncd", "udev", "dbus",
+	"cloud-init", "cloud-guest-utils", "openssh-server", "sudo", "e2fsprogs",
+	"iproute2", "iputils-ping", "netbase", "ca-certificates", "procps", "less", "python3",
+}
+
+// dpkgExcludes keep documentation, manuals and translations out of images
+// (copyright files stay). mmdebstrap writes them into the image's dpkg
+// configuration, so packages baked later follow them too.
+var dpkgExcludes = []string{
+	"path-exclude=/usr/share/man/*",
+	"path-exclude=/usr/share/doc/*",
+	"path-include=/usr/share/doc/*/copyright",
+	"path-exclude=/usr/share/locale/*",
+	"path-include=/usr/share/locale/locale.alias",
+	"path-exclude=/usr/share/info/*",
+}
+
+// packageBase describes one Debian base to build with mmdebstrap.
+type packageBase struct {
+	Layout   string   `json:"layout"`
+	Suite    string   `json:"suite"`
+	Arch     string   `json:"arch"`
+	Sources  []string `json:"sources"`
+	Packages []string `json:"packages"`
+}
+
+func newPackageBase(b recipes.Base, mirrors Mirrors) packageBase {
+	return packageBase{Layout: baseLayout, Suite: b.Suite, Arch: "amd64", Sources: mirrors.SourceLines(b.Suite), Packages: basePackages}
+}
+
+// Key is the content key of the base's inputs.
+func (pb packageBase) Key() string {
+	b, _ := json.Marshal(pb)
+	return shortDigest(b)
+}
+
+// ensureBase returns the path of the cached base tarball, building it with
+// mmdebstrap first when it is not cached.
+func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error) {
+	dir := b.cache.path("bases", pb.Key())
+	tarball := filepath.Join(dir, "base.tar")
+	if _, err := os.Stat(tarball); err == nil {
+		b.note("base", "using cached base %s (%s)", pb.Suite, pb.Key())
+		return tarball, nil
+	}
+	unlock, err := b.cache.lock(ctx, "base-"+pb.Key())
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(tarball); err == nil { // built while we waited for the lock
+		return tarball, nil
+	}
+	step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("building debian:%s from packages with mmdebstrap", pb.Suite))
+	tmp, err := b.cache.tempDir("base")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	debs := b.cache.path("apt-archives")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return "", err
+	}
+	args := []string{
+		"--variant=apt", "--mode=root", "--format=tar", "--arch=" + pb.Arch,
+		"--include=" + strings.Join(pb.Packages, ","),
+		"--aptopt=APT::Install-Recommends \"false\"",
+		"--aptopt=Acquire::Retries \"3\"",
+		// The shared package cache: copied in before, new downloads copied out after.
+		"--skip=download/empty",
+		"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
+		"--setup-hook=sync-in " + debs + " /var/cache/apt/archives/",
+		"--customize-hook=sync-out /var/cache/apt/archives " + debs,
+		"--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+	}
+	for _, x := range dpkgExcludes {
+		args = append(args, "--dpkgopt="+x)
+	}
+	out := filepath.Join(tmp, "base.tar")
+	args = append(args, pb.Suite, out)
+	args = append(args, pb.Sources...)
+	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+fmt.Sprint(b.epoch.Unix()))
+	if _, err := runCmd(ctx, "mmdebstrap", cmd, func(l string) {
+		if strings.HasPrefix(l, "I: ") || strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+			step.Note(strings.TrimSpace(l[3:]))
+		}
+	}); err != nil {
+		return "", fmt.Errorf("building the debian:%s base: %w", pb.Suite, err)
+	}
+	meta, _ := json.MarshalIndent(struct {
+		packageBase
+		Built time.Time `json:"built"`
+	}{pb, time.Now().UTC()}, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "base.json"), meta, 0o644); err != nil {
+		return "", err
+	}
+	if err := b.cache.commit(tmp, dir); err != nil {
+		return "", err
+	}
+	step.End("cached as " + pb.Key())
+	return tarball, nil
+}

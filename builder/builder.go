@@ -1,0 +1,133 @@
+package builder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/internal/qemu"
+)
+
+// Options configure a Builder. Zero values have documented defaults.
+type Options struct {
+	// CacheDir holds bases, finished images and packages; default
+	// DefaultCacheDir().
+	CacheDir string
+	// Mirror overrides the Debian archive of package bases (the recipe's
+	// bake.mirror wins over it); default: the build host's apt sources.
+	Mirror string
+	// AptDir is where the host's apt sources are read; default /etc/apt.
+	AptDir string
+	// Datasources are cloud-init datasources tried after NoCloud; default none
+	// (NoCloud, then None).
+	Datasources []string
+	// KeepWorkDir leaves the work directory behind, for debugging.
+	KeepWorkDir bool
+	// NoCache rebuilds the image even when an identical one is cached
+	// (bases and packages are still reused).
+	NoCache bool
+	// Progress receives progress events; default progress.Discard.
+	Progress progress.Sink
+	// Epoch stamps what the build makes; default $SOURCE_DATE_EPOCH, else
+	// the Unix epoch.
+	Epoch time.Time
+	// QemuImg runs qemu-img; default qemu-img from PATH.
+	QemuImg qemu.Img
+}
+
+// Builder bakes images. It is safe to use from one goroutine at a time;
+// several processes may share a cache.
+type Builder struct {
+	opts  Options
+	cache *Cache
+	sink  progress.Sink
+	epoch time.Time
+}
+
+// New returns a Builder.
+func New(opts Options) *Builder {
+	if opts.CacheDir == "" {
+		opts.CacheDir = DefaultCacheDir()
+	}
+	if opts.AptDir == "" {
+		opts.AptDir = "/etc/apt"
+	}
+	epoch := opts.Epoch
+	if epoch.IsZero() {
+		epoch = sourceDateEpoch()
+	}
+	return &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch}
+}
+
+// Cache returns the builder's cache.
+func (b *Builder) Cache() *Cache { return b.cache }
+
+func (b *Builder) note(step, format string, args ...any) {
+	b.sink.Emit(progress.Event{Step: step, Kind: progress.Note, Msg: fmt.Sprintf(format, args...), Time: time.Now()})
+}
+
+func sourceDateEpoch() time.Time {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err == nil && n >= 0 {
+			return time.Unix(n, 0).UTC()
+		}
+	}
+	return time.Unix(0, 0).UTC()
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// placeOutput copies a cached artifact to dst atomically (temp file in
+// dst's directory, fsync, rename): never a half-written file at dst.
+func placeOutput(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	dir := filepath.Dir(dst)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.ReadFrom(in); err != nil {
+		return fmt.Errorf("write %s: %w", dst, diskFull(err))
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", dst, diskFull(err))
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// diskFull makes ENOSPC say what to do.
+func diskFull(err error) error {
+	if err != nil && strings.Contains(err.Error(), "no space left on device") {
+		return fmt.Errorf("%w (free some space, or point the cache elsewhere with --cache-dir)", err)
+	}
+	return err
+}
+
+var errNotCached = errors.New("not cached")

@@ -1,0 +1,63 @@
+package builder
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// sysprepRemove is the hygiene list: what must not survive into a golden
+// image, so every clone is unique and nothing of the build leaks. kiln lint
+// checks the same list on any image.
+var sysprepRemove = []string{
+	"/var/lib/dbus/machine-id",
+	"/etc/ssh/ssh_host_*",
+	"/var/lib/cloud/*",
+	"/var/log/cloud-init*.log",
+	"/var/lib/dhcp/*",
+	"/var/lib/dhclient/*",
+	"/var/lib/NetworkManager/*.lease",
+	"/var/lib/systemd/network/*",
+	"/root/.bash_history", "/root/.python_history", "/root/.lesshst", "/root/.viminfo", "/root/.wget-hsts",
+	"/home/*/.bash_history", "/home/*/.python_history", "/home/*/.lesshst", "/home/*/.viminfo",
+	"/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*",
+	"/var/lib/apt/lists/*_*", "/var/lib/apt/lists/partial/*", "/var/cache/debconf/*-old",
+	"/var/lib/systemd/random-seed", "/var/lib/urandom/random-seed",
+	"/var/log/journal/*", "/var/log/apt/*", "/var/log/dpkg.log", "/var/log/alternatives.log", "/var/log/bootstrap.log",
+	"/var/lib/systemd/timers/*", "/var/lib/systemd/timesync/*",
+	"/var/lib/kiln/cron/*", "/var/lib/kiln/job/*",
+	"/tmp/*", "/var/tmp/*",
+	"/usr/sbin/policy-rc.d",
+}
+
+// sysprep makes the tree a clean golden image: the hygiene list removed, an
+// uninitialized machine-id, and the image's own resolv.conf.
+func sysprep(r root) error {
+	if err := r.remove(sysprepRemove...); err != nil {
+		return err
+	}
+	// "uninitialized": systemd generates a fresh id on first boot and treats
+	// it as a first boot (presets applied); an empty file would mean the id
+	// is generated but never committed until boot finishes.
+	if err := r.writeFile("/etc/machine-id", []byte("uninitialized\n"), 0o444, 0, 0); err != nil {
+		return err
+	}
+	// The image's own resolver: systemd-resolved's stub, not the build host's.
+	if r.exists("/lib/systemd/system/systemd-resolved.service") {
+		if err := r.symlink("../run/systemd/resolve/stub-resolv.conf", "/etc/resolv.conf"); err != nil {
+			return err
+		}
+	} else if err := r.writeFile("/etc/resolv.conf", nil, 0o644, 0, 0); err != nil {
+		return err
+	}
+	// Empty, not missing: tools expect these log files to exist.
+	for _, f := range []string{"/var/log/wtmp", "/var/log/btmp", "/var/log/lastlog"} {
+		if host, err := r.resolve(f); err == nil {
+			if _, err := os.Stat(host); err == nil {
+				os.Truncate(host, 0)
+			}
+		}
+	}
+	return os.MkdirAll(filepath.Join(r.dir, "var/lib/cloud"), 0o755)
+}
+
+func osMode(m uint32) os.FileMode { return os.FileMode(m) }
