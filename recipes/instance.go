@@ -41,10 +41,10 @@ type Instance struct {
 
 // Seed is the NoCloud documents of one instance.
 type Seed struct {
-	InstanceID    string
-	Hostname      string
-	UserData      []byte
-	MetaData      []byte
+	InstanceID string
+	Hostname   string
+	UserData   []byte
+	MetaData   []byte
 	// NetworkConfig is nil when neither the recipe nor a role configures
 	// networking: cloud-init then brings up DHCP on the first interface (its
 	// fallback), whatever the image names it and whichever network stack it
