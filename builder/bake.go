@@ -19,7 +19,7 @@ import (
 
 // imageLayout names how kiln lays out images; bump it when tuning, sysprep
 // or the disk layout change, so cached images are rebuilt.
-const imageLayout = "kiln-image-v2"
+const imageLayout = "kiln-image-v3"
 
 // Result is a finished bake.
 type Result struct {
@@ -253,16 +253,7 @@ func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	m.Disk.Format, m.Disk.Compression, m.Disk.Firmware = d.Format, d.Compression, d.Firmware
 	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), size
 	m.Artifacts = []Artifact{{Name: filepath.Base(st.image), Size: size, SHA256: sum}}
-	for _, c := range st.plan.Checks {
-		kind := "command"
-		switch {
-		case c.HTTP != nil:
-			kind = "http"
-		case c.TCP != nil:
-			kind = "tcp"
-		}
-		m.Checks = append(m.Checks, ManifestCheck{Name: c.Name, Kind: kind})
-	}
+	m.Checks = st.plan.Checks
 	m.Build = ManifestBuildRun{Mode: "offline", Seconds: time.Since(st.started).Seconds(), SourceDateEpoch: b.epoch.Unix()}
 	return writeManifest(filepath.Join(st.work, "manifest.json"), m)
 }

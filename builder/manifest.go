@@ -13,19 +13,22 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/recipes"
 )
 
 // Manifest describes a baked image: what went in, and what came out.
 type Manifest struct {
-	Kiln      ManifestKiln     `json:"kiln"`
-	Recipe    ManifestRecipe   `json:"recipe"`
-	Base      ManifestBase     `json:"base"`
-	OS        ManifestOS       `json:"os"`
-	Disk      ManifestDisk     `json:"disk"`
-	Packages  []Package        `json:"packages"`
-	Artifacts []Artifact       `json:"artifacts"`
-	Checks    []ManifestCheck  `json:"checks,omitempty"`
-	Build     ManifestBuildRun `json:"build"`
+	Kiln      ManifestKiln   `json:"kiln"`
+	Recipe    ManifestRecipe `json:"recipe"`
+	Base      ManifestBase   `json:"base"`
+	OS        ManifestOS     `json:"os"`
+	Disk      ManifestDisk   `json:"disk"`
+	Packages  []Package      `json:"packages"`
+	Artifacts []Artifact     `json:"artifacts"`
+	// Checks are the recipe's and roles' checks, so kiln test and deploy
+	// health probes can run them with only the image at hand.
+	Checks []recipes.Check  `json:"checks,omitempty"`
+	Build  ManifestBuildRun `json:"build"`
 }
 
 // ManifestKiln names the kiln that built the image.
@@ -82,12 +85,6 @@ type Artifact struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-}
-
-// ManifestCheck is a check carried for kiln test and deploy health probes.
-type ManifestCheck struct {
-	Name string `json:"name"`
-	Kind string `json:"kind"`
 }
 
 // ManifestBuildRun records how the build ran (not part of any digest).

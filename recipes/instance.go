@@ -37,6 +37,9 @@ func ParseStage(s string) (Stage, error) {
 type Instance struct {
 	Name  string // default: the recipe name
 	Index int
+	// ExtraUsers are added to the recipe's boot users, e.g. the ephemeral
+	// user kiln test logs in as.
+	ExtraUsers []User
 }
 
 // Seed is the NoCloud documents of one instance.
@@ -80,7 +83,7 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 		p.bakeConfig(cfg, origins, stage == StageFull)
 	}
 	if stage == StageBoot || stage == StageFull {
-		if err := p.bootConfig(cfg, origins, host, resolve, s); err != nil {
+		if err := p.bootConfig(cfg, origins, host, inst.ExtraUsers, resolve, s); err != nil {
 			return nil, err
 		}
 	}
@@ -152,12 +155,12 @@ func (p *Plan) bakeConfig(cfg *cloudinit.Config, origins map[string]string, star
 	}
 }
 
-func (p *Plan) bootConfig(cfg *cloudinit.Config, origins map[string]string, host string, resolve Resolver, s *Seed) error {
+func (p *Plan) bootConfig(cfg *cloudinit.Config, origins map[string]string, host string, extra []User, resolve Resolver, s *Seed) error {
 	cfg.Hostname = host
 	cfg.ManageEtcHosts = cloudinit.Bool(true)
 	cfg.Timezone = p.Boot.Timezone
 	cfg.SSHPasswordAuth = cloudinit.Bool(false)
-	for i, u := range p.Boot.Users {
+	for i, u := range append(append([]User{}, p.Boot.Users...), extra...) {
 		path := fmt.Sprintf("boot.users[%d]", i)
 		hash := ""
 		if u.PasswordHash != "" {

@@ -27,6 +27,10 @@ func reportError(root *cobra.Command, err error) int {
 		return exitOK
 	}
 	code := exitCode(err)
+	var sf silentFailure
+	if errors.As(err, &sf) {
+		return exitFailure
+	}
 	var si silentInvalid
 	if errors.As(err, &si) {
 		// The command reported the details itself, in its own format.

@@ -44,6 +44,7 @@ func newRootCommand() *cobra.Command {
 		newSeedCommand(),
 		newRolesCommand(),
 		newBakeCommand(),
+		newTestCommand(),
 	)
 	return root
 }

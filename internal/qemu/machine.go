@@ -363,3 +363,6 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// Done is closed when QEMU has exited.
+func (m *Machine) Done() <-chan struct{} { return m.done }

@@ -1,0 +1,370 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/guestssh"
+	"github.com/kiln-project/kiln/internal/probe"
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// TestOptions configure Test.
+type TestOptions struct {
+	// Firmware lists what to boot under; default: the image's firmware list.
+	Firmware []string
+	// Accel overrides accelerator detection ("kvm" or "tcg").
+	Accel string
+	// MemoryMiB is the guest's memory; default 512.
+	MemoryMiB int
+	// BootTimeout bounds the wait for the guest to come up; default 5m.
+	BootTimeout time.Duration
+	// Resolver resolves the recipe's secrets for the test seed; default:
+	// the environment and files beside the recipe.
+	Resolver recipes.Resolver
+	// WorkDir keeps the VM's files (overlay, seed, console log) there
+	// instead of a temporary directory that is removed.
+	WorkDir string
+}
+
+// TestReport is the outcome of booting an image once.
+type TestReport struct {
+	Image       string         `json:"image"`
+	Firmware    string         `json:"firmware"`
+	Accel       string         `json:"accel"`
+	OK          bool           `json:"ok"`
+	Error       string         `json:"error,omitempty"`
+	BootSeconds float64        `json:"bootSeconds"` // start to cloud-init done
+	CloudInit   CloudInitState `json:"cloudInit"`
+	Hostname    string         `json:"hostname"`
+	Checks      []probe.Result `json:"checks"`
+	ConsoleTail string         `json:"consoleTail,omitempty"`
+}
+
+// CloudInitState is what cloud-init reported in the guest.
+type CloudInitState struct {
+	Status   string   `json:"status"`   // done, error, ...
+	ExitCode int      `json:"exitCode"` // of cloud-init status: 0 ok, 1 error, 2 recoverable error
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+const testUser = "kiln-test"
+
+// Test boots an image with an instance seed under each firmware, waits for
+// cloud-init, and runs the checks: those of the plan (the recipe and its
+// roles), or those recorded in the image's manifest when plan is nil.
+func (b *Builder) Test(ctx context.Context, image string, plan *recipes.Plan, opts TestOptions) ([]TestReport, error) {
+	if _, err := os.Stat(image); err != nil {
+		return nil, fmt.Errorf("test: %w", err)
+	}
+	info, err := b.opts.QemuImg.Info(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	if info.Format != "qcow2" && info.Format != "raw" {
+		return nil, fmt.Errorf("test: %s is a %s image; kiln boots qcow2 and raw images", image, info.Format)
+	}
+	var checks []recipes.Check
+	firmware := opts.Firmware
+	if plan == nil {
+		m, err := ReadManifest(ManifestPath(image))
+		if err == nil {
+			checks = m.Checks
+			if len(firmware) == 0 {
+				firmware = m.Disk.Firmware
+			}
+		}
+		if plan, err = genericPlan(); err != nil {
+			return nil, err
+		}
+	} else {
+		checks = plan.Checks
+		if len(firmware) == 0 {
+			firmware = plan.Recipe.Disk.Firmware
+		}
+	}
+	if len(firmware) == 0 {
+		firmware = []string{"bios"}
+	}
+	accel := qemu.Accel(opts.Accel)
+	if accel == "" {
+		var why string
+		accel, why = qemu.DetectAccel()
+		b.note("test", "accelerator %s: %s", accel, why)
+	}
+	var reports []TestReport
+	for _, fw := range firmware {
+		r := b.testOnce(ctx, image, info.Format, plan, checks, qemu.Firmware(fw), accel, opts)
+		reports = append(reports, r)
+		if ctx.Err() != nil {
+			return reports, ctx.Err()
+		}
+	}
+	return reports, nil
+}
+
+// genericPlan is the plan of an image tested without its recipe: a bare
+// instance, checked for a clean cloud-init run only.
+func genericPlan() (*recipes.Plan, error) {
+	r := &recipes.Recipe{APIVersion: recipes.APIVersion, Name: "kiln-test"}
+	recipes.Default(r)
+	return recipes.Compile(r)
+}
+
+func (b *Builder) testOnce(ctx context.Context, image, format string, plan *recipes.Plan, checks []recipes.Check,
+	fw qemu.Firmware, accel qemu.Accel, opts TestOptions) (rep TestReport) {
+	rep = TestReport{Image: image, Firmware: string(fw), Accel: string(accel)}
+	step := progress.Begin(b.sink, "test-"+string(fw), 0, fmt.Sprintf("booting %s under %s (%s)", filepath.Base(image), fw, accel))
+	defer func() {
+		if rep.OK {
+			step.End(fmt.Sprintf("ok: cloud-init %s after %.0fs, %d checks passed", rep.CloudInit.Status, rep.BootSeconds, len(rep.Checks)))
+		} else {
+			step.End("FAILED: " + firstLine(rep.Error))
+		}
+	}()
+	fail := func(err error, m *qemu.Machine) TestReport {
+		rep.Error = err.Error()
+		if m != nil {
+			rep.ConsoleTail = m.ConsoleTail(25)
+		}
+		return rep
+	}
+	work := opts.WorkDir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "kiln-test-"); err != nil {
+			return fail(err, nil)
+		}
+		defer os.RemoveAll(work)
+	} else {
+		work = filepath.Join(work, string(fw))
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return fail(err, nil)
+		}
+	}
+	// The VM writes to an overlay; the image under test is never modified.
+	overlay := filepath.Join(work, "overlay.qcow2")
+	abs, _ := filepath.Abs(image)
+	if err := b.opts.QemuImg.CreateOverlay(ctx, abs, format, overlay, 0); err != nil {
+		return fail(err, nil)
+	}
+	key, err := guestssh.NewKey()
+	if err != nil {
+		return fail(err, nil)
+	}
+	resolver := opts.Resolver
+	if resolver == nil {
+		resolver = plan.Recipe.EnvResolver()
+	}
+	seed, err := plan.Seed(recipes.Instance{Name: "kiln-test-" + string(fw), ExtraUsers: []recipes.User{
+		{Name: testUser, Sudo: true, SSHAuthorizedKeys: []string{key.AuthorizedKey}},
+	}}, recipes.StageBoot, resolver)
+	if err != nil {
+		return fail(err, nil)
+	}
+	seedPath := filepath.Join(work, "seed.iso")
+	if _, err := WriteSeed(seedPath, SeedISO, seed); err != nil {
+		return fail(err, nil)
+	}
+
+	ports := map[int]int{22: 0}
+	for _, c := range checks {
+		switch {
+		case c.HTTP != nil:
+			ports[c.HTTP.Port] = 0
+		case c.TCP != nil:
+			ports[c.TCP.Port] = 0
+		}
+	}
+	var fwds []qemu.Forward
+	for guest := range ports {
+		host, err := qemu.FreePort("tcp")
+		if err != nil {
+			return fail(err, nil)
+		}
+		ports[guest] = host
+		fwds = append(fwds, qemu.Forward{HostPort: host, GuestPort: guest})
+	}
+	cfg := qemu.Config{Accel: accel, Firmware: fw, MemoryMiB: opts.MemoryMiB,
+		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2"}, {Path: seedPath, Format: "raw", ReadOnly: true}},
+		NICs:   []qemu.NIC{{Forwards: fwds}}}
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = 512
+	}
+	if fw == qemu.UEFI {
+		if cfg.FirmwareCode, cfg.FirmwareVars, err = qemu.FindFirmware(fw); err != nil {
+			return fail(err, nil)
+		}
+	}
+	start := time.Now()
+	m, err := qemu.Start(ctx, cfg, work)
+	if err != nil {
+		return fail(err, nil)
+	}
+	defer m.Kill()
+
+	bootTimeout := opts.BootTimeout
+	if bootTimeout == 0 {
+		bootTimeout = 5 * time.Minute
+	}
+	bootCtx, cancel := context.WithTimeout(ctx, bootTimeout)
+	defer cancel()
+	step.Note("waiting for the guest (serial console: " + m.SerialLog() + ")")
+	alive := func() error {
+		select {
+		case <-m.Done():
+			return fmt.Errorf("the VM stopped before it could be reached: %v", m.Wait(ctx))
+		default:
+			return nil
+		}
+	}
+	client, err := loginWhenReady(bootCtx, fmt.Sprintf("127.0.0.1:%d", ports[22]), key, alive)
+	if err != nil {
+		if bootCtx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("the guest did not come up within %s (no working SSH login as %s): %v", bootTimeout, testUser, err)
+		}
+		return fail(err, m)
+	}
+	defer client.Close()
+	exec := func(ctx context.Context, shell string) (string, int, error) {
+		return client.Run(ctx, "sudo -n sh -c "+shellQuote(shell))
+	}
+	step.Note("logged in; waiting for cloud-init to finish")
+	rep.CloudInit, err = cloudInitStatus(bootCtx, exec)
+	if err != nil {
+		return fail(err, m)
+	}
+	rep.BootSeconds = time.Since(start).Seconds()
+	if rep.CloudInit.ExitCode == 2 {
+		step.Warn("cloud-init reported recoverable errors: " + strings.Join(rep.CloudInit.Warnings, "; "))
+	}
+	if rep.CloudInit.Status != "done" || rep.CloudInit.ExitCode == 1 {
+		return fail(fmt.Errorf("cloud-init did not finish cleanly: status %q: %s", rep.CloudInit.Status, strings.Join(rep.CloudInit.Errors, "; ")), m)
+	}
+	out, _, _ := exec(ctx, "hostname")
+	rep.Hostname = strings.TrimSpace(out)
+	if rep.Hostname != seed.Hostname {
+		return fail(fmt.Errorf("hostname is %q, the seed says %q", rep.Hostname, seed.Hostname), m)
+	}
+	for _, u := range plan.Boot.Users {
+		if _, code, _ := exec(ctx, "id -u "+shellQuote(u.Name)); code != 0 {
+			return fail(fmt.Errorf("user %s from the seed does not exist in the guest", u.Name), m)
+		}
+	}
+	target := probe.Target{
+		Addr: func(guestPort int) (string, error) {
+			if h, ok := ports[guestPort]; ok {
+				return fmt.Sprintf("127.0.0.1:%d", h), nil
+			}
+			return "", fmt.Errorf("guest port %d is not forwarded", guestPort)
+		},
+		Exec: exec,
+	}
+	failed := 0
+	for _, c := range checks {
+		res := probe.Run(ctx, toProbe(c), target)
+		rep.Checks = append(rep.Checks, res)
+		if res.OK {
+			step.Note("check " + c.Name + ": ok")
+		} else {
+			failed++
+			step.Warn("check " + c.Name + ": " + res.Detail)
+		}
+	}
+	if failed > 0 {
+		return fail(fmt.Errorf("%d of %d checks failed", failed, len(checks)), m)
+	}
+	// A clean shutdown is part of working: the guest must power off.
+	client.Run(ctx, "sudo -n systemctl poweroff --no-block")
+	stopCtx, cancelStop := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelStop()
+	if err := m.Wait(stopCtx); err != nil {
+		return fail(fmt.Errorf("the guest did not power off: %w", err), m)
+	}
+	rep.OK = true
+	return rep
+}
+
+// loginWhenReady logs in and waits until a command really runs: early in
+// boot sshd may accept a login whose commands produce nothing (logins not
+// yet permitted, sshd restarted by cloud-init with new host keys).
+func loginWhenReady(ctx context.Context, addr string, key *guestssh.Key, alive func() error) (*guestssh.Client, error) {
+	for {
+		client, err := guestssh.Dial(ctx, addr, testUser, key, alive)
+		if err != nil {
+			return nil, err
+		}
+		out, _, err := client.Run(ctx, "echo kiln-ready")
+		if err == nil && strings.Contains(out, "kiln-ready") {
+			return client, nil
+		}
+		client.Close()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("logged in, but commands did not run: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// cloudInitStatus waits for cloud-init in the guest and reads its result.
+func cloudInitStatus(ctx context.Context, exec func(context.Context, string) (string, int, error)) (CloudInitState, error) {
+	out, code, err := exec(ctx, "cloud-init status --wait --long")
+	if err != nil {
+		return CloudInitState{}, fmt.Errorf("cloud-init status: %w", err)
+	}
+	st := CloudInitState{ExitCode: code}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == "status" {
+			st.Status = strings.TrimSpace(v)
+		}
+	}
+	// result.json has the errors, recoverable ones included, per stage.
+	res, _, _ := exec(ctx, "cat /run/cloud-init/result.json")
+	var r struct {
+		V1 struct {
+			Errors            []string            `json:"errors"`
+			RecoverableErrors map[string][]string `json:"recoverable_errors"`
+		} `json:"v1"`
+	}
+	if json.Unmarshal([]byte(res), &r) == nil {
+		st.Errors = r.V1.Errors
+		for level, msgs := range r.V1.RecoverableErrors {
+			for _, m := range msgs {
+				st.Warnings = append(st.Warnings, level+": "+m)
+			}
+		}
+	}
+	if st.Status == "" {
+		return st, fmt.Errorf("cloud-init status (exit code %d) printed no status: %s", code, strings.TrimSpace(out))
+	}
+	return st, nil
+}
+
+func toProbe(c recipes.Check) probe.Check {
+	p := probe.Check{Name: c.Name, Timeout: c.Timeout.D()}
+	switch {
+	case c.HTTP != nil:
+		p.HTTP = &probe.HTTP{Port: c.HTTP.Port, Path: c.HTTP.Path, Status: c.HTTP.Status, Contains: c.HTTP.Contains}
+	case c.TCP != nil:
+		p.TCP = &probe.TCP{Port: c.TCP.Port}
+	case c.Command != nil:
+		p.Command = &probe.Command{Shell: c.Command.Run.String(), ExitCode: c.Command.ExitCode, Contains: c.Command.Contains}
+	}
+	return p
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

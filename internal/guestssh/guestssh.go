@@ -1,0 +1,147 @@
+// Package guestssh is kiln's channel into a guest it is testing: an SSH
+// connection through a forwarded port, authenticated with an ephemeral key
+// that lives only in memory and in that guest's seed.
+package guestssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Key is an ephemeral ed25519 key pair.
+type Key struct {
+	signer ssh.Signer
+	// AuthorizedKey is the public key in authorized_keys form.
+	AuthorizedKey string
+}
+
+// NewKey makes a fresh key. The private half is never written anywhere.
+func NewKey() (*Key, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	authorized := string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(sshPub))) + " kiln-test"
+	return &Key{signer: signer, AuthorizedKey: authorized}, nil
+}
+
+// Client is an SSH connection to a guest.
+type Client struct {
+	c *ssh.Client
+}
+
+// Dial connects to addr as user, retrying until ctx ends: the guest's sshd
+// comes up only once cloud-init has created the user and host keys. alive,
+// when set, is polled between attempts; an error from it (the VM died)
+// ends the wait early.
+func Dial(ctx context.Context, addr, user string, key *Key, alive func() error) (*Client, error) {
+	cfg := &ssh.ClientConfig{
+		User: user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(key.signer)},
+		// A fresh VM's host key is unknown by nature; the connection goes
+		// over loopback to a VM this process started.
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         15 * time.Second,
+	}
+	var last error
+	for {
+		if alive != nil {
+			if err := alive(); err != nil {
+				return nil, err
+			}
+		}
+		c, err := dialOnce(ctx, addr, cfg)
+		if err == nil {
+			return &Client{c: c}, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ssh %s@%s: %w (last attempt: %v)", user, addr, ctx.Err(), last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// Run runs a shell command and returns its combined output and exit code.
+// err is set only when the command could not be run at all.
+func (c *Client) Run(ctx context.Context, cmd string) (string, int, error) {
+	s, err := c.c.NewSession()
+	if err != nil {
+		return "", -1, err
+	}
+	defer s.Close()
+	// One writer for both streams, locked and without ReadFrom: two
+	// concurrent bytes.Buffer.ReadFrom calls on one buffer lose data.
+	out := &lockedBuffer{}
+	s.Stdout, s.Stderr = out, out
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case <-ctx.Done():
+		s.Signal(ssh.SIGKILL)
+		return out.String(), -1, ctx.Err()
+	case err := <-done:
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) {
+			return out.String(), ee.ExitStatus(), nil
+		}
+		if err != nil {
+			return out.String(), -1, err
+		}
+		return out.String(), 0, nil
+	}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
