@@ -24,20 +24,24 @@ deps: ## install apt packages and Go modules (idempotent)
 test: deps ## everything CI runs: vet, unit (race), integration with real tools, fuzz smoke
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
-	CI=$${CI:-true} $(GO) test -count=1 -timeout 80m ./...
-	$(MAKE) fuzz FUZZTIME=15s
+	CI=$${CI:-true} $(GO) test -p 1 -count=1 -timeout 80m ./...
+	$(MAKE) fuzz FUZZTIME=10s
 
 unit: ## fast unit tests only
 	$(GO) test -short ./...
 
-integration: deps ## integration tests (real QEMU, cloud-init, ...)
-	$(GO) test -count=1 -timeout 80m ./...
+integration: deps ## integration tests (real QEMU, cloud-init, ...), one package at a time: VMs need the cores
+	$(GO) test -p 1 -count=1 -timeout 80m ./...
 
 FUZZTIME ?= 30s
+# Inputs are a few KB: long minimisation would eat the whole budget.
+FUZZ = $(GO) test -run='^$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s
 fuzz: ## run every fuzz target for FUZZTIME
-	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./recipes
-	$(GO) test -run='^$$' -fuzz='^FuzzISORoundTrip$$' -fuzztime=$(FUZZTIME) ./iso
-	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./iso
+	$(FUZZ) -fuzz='^FuzzLoad$$' ./recipes
+	$(FUZZ) -fuzz='^FuzzISORoundTrip$$' ./iso
+	$(FUZZ) -fuzz='^FuzzRead$$' ./iso
+	$(FUZZ) -fuzz='^FuzzReadGPT$$' ./disk/gpt
+	$(FUZZ) -fuzz='^FuzzExt4Open$$' ./disk/ext4
 
 bench: deps kiln ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/version"
+	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -106,6 +107,7 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 		{"sysprep", b.stepSysprep},
 		{"assemble", b.stepAssemble},
 		{"convert", b.stepConvert},
+		{"lint", b.stepLint},
 		{"manifest", b.stepManifest},
 	}
 	for _, s := range steps {
@@ -239,7 +241,29 @@ func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
 	if err := b.opts.QemuImg.Check(ctx, st.image); err != nil {
 		return fmt.Errorf("the converted image fails qemu-img check: %w", err)
 	}
+	// The qcow2 must hold exactly the disk that was assembled.
+	if err := b.opts.QemuImg.Compare(ctx, st.raw, st.image); err != nil {
+		return fmt.Errorf("the converted image differs from the assembled disk: %w", err)
+	}
 	step.End("")
+	return nil
+}
+
+// stepLint holds kiln's own image to the hygiene rules it checks others by.
+func (b *Builder) stepLint(ctx context.Context, st *bakeState) error {
+	step := progress.Begin(b.sink, "lint", 0, "checking the image's hygiene offline")
+	rep, err := lint.Image(ctx, st.image)
+	if err != nil {
+		return err
+	}
+	if !rep.Clean() {
+		var lines []string
+		for _, v := range rep.Violations {
+			lines = append(lines, v.String())
+		}
+		return fmt.Errorf("the baked image fails kiln lint (a bake command may have left these behind):\n    %s", strings.Join(lines, "\n    "))
+	}
+	step.End(fmt.Sprintf("clean: %d rules", len(rep.Rules)))
 	return nil
 }
 
@@ -292,6 +316,8 @@ func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error
 		return nil, err
 	}
 	if cached {
+		now := time.Now()
+		os.Chtimes(dir, now, now) // "last used", for kiln cache prune --older-than
 		b.note("cache", "recipe unchanged: reused cached image %s", key)
 	}
 	return &Result{Image: output, Manifest: mpath, Cached: cached, Key: key, Info: m}, nil

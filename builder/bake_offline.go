@@ -161,19 +161,49 @@ func (o *offlineBake) packages(ctx context.Context) error {
 		return nil
 	}
 	base := []string{"apt-get", "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef", "-o", "APT::Install-Recommends=false", "-y"}
-	out, err := o.chroot.run(ctx, "apt-get install --simulate", nil, append(append(base, "install", "--simulate"), o.plan.Packages...)...)
+	simulate := func() (string, error) {
+		out, err := o.chroot.run(ctx, "apt-get install --simulate", nil, append(append(base, "install", "--simulate"), o.plan.Packages...)...)
+		return out + errOutput(err), err
+	}
+	install := func() (string, error) {
+		out, err := o.chroot.run(ctx, "apt-get install", func(l string) {
+			if m := aptProgressRE.FindStringSubmatch(l); m != nil && m[1] == "Setting up" {
+				o.step.Note("set up " + m[2])
+			}
+		}, append(append(base, "install"), o.plan.Packages...)...)
+		return out + errOutput(err), err
+	}
+	// The base carries the package lists it was built with. When they are
+	// stale (a package newer than the base, a version the mirror dropped),
+	// refresh them once and try again.
+	refreshed := false
+	refresh := func() error {
+		refreshed = true
+		o.step.Note("refreshing package lists")
+		_, err := o.chroot.run(ctx, "apt-get update", nil, "apt-get", "-q", "update")
+		return err
+	}
+	out, err := simulate()
+	if err != nil && len(unknownPackages(out)) > 0 {
+		if err := refresh(); err != nil {
+			return err
+		}
+		out, err = simulate()
+	}
 	if err != nil {
-		if unknown := unknownPackages(out + errOutput(err)); len(unknown) > 0 {
+		if unknown := unknownPackages(out); len(unknown) > 0 {
 			return o.unknownPackagesError(unknown)
 		}
 		return err
 	}
 	o.step.Note(fmt.Sprintf("installing %d packages: %s", len(o.plan.Packages), truncate(strings.Join(o.plan.Packages, " "), 80)))
-	_, err = o.chroot.run(ctx, "apt-get install", func(l string) {
-		if m := aptProgressRE.FindStringSubmatch(l); m != nil && m[1] == "Setting up" {
-			o.step.Note("set up " + m[2])
+	out, err = install()
+	if err != nil && !refreshed && strings.Contains(out, "Failed to fetch") {
+		if err := refresh(); err != nil {
+			return err
 		}
-	}, append(append(base, "install"), o.plan.Packages...)...)
+		_, err = install()
+	}
 	return err
 }
 
@@ -203,7 +233,7 @@ func (o *offlineBake) unknownPackagesError(names []string) error {
 			origin = o.plan.PackageOrigins[strings.SplitN(n, "=", 2)[0]]
 		}
 		errs = append(errs, &recipes.Error{Pos: o.plan.Recipe.Position(origin), Path: origin,
-			Msg: fmt.Sprintf("unknown package %q: the configured Debian %s archive has no such package (check the name with apt-cache search)", n, o.plan.Recipe.Base)})
+			Msg: fmt.Sprintf("unknown package %q: the %s archive has no such package (check the name with apt-cache search)", n, o.plan.Recipe.Base)})
 	}
 	return errs.Err()
 }

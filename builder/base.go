@@ -16,7 +16,7 @@ import (
 
 // baseLayout names the layout of package bases; bump it when basePackages
 // or the mmdebstrap options change, so cached bases are rebuilt.
-const baseLayout = "debian-base-v1"
+const baseLayout = "debian-base-v2"
 
 // basePackages make a cloud image out of Debian's essential set: a kernel
 // (the cloud flavour: virtio drivers, small), systemd with networkd and
@@ -65,7 +65,9 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error
 	dir := b.cache.path("bases", pb.Key())
 	tarball := filepath.Join(dir, "base.tar")
 	if _, err := os.Stat(tarball); err == nil {
-		b.note("base", "using cached base %s (%s)", pb.Suite, pb.Key())
+		now := time.Now()
+		os.Chtimes(dir, now, now)
+		b.note("base", "using cached base debian:%s (%s)", pb.Suite, pb.Key())
 		return tarball, nil
 	}
 	unlock, err := b.cache.lock(ctx, "base-"+pb.Key())
@@ -93,6 +95,9 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error
 		"--aptopt=Acquire::Retries \"3\"",
 		// The shared package cache: copied in before, new downloads copied out after.
 		"--skip=download/empty",
+		// Keep the package lists: bakes install from them without an
+		// apt-get update (sysprep removes them from the final image).
+		"--skip=cleanup/apt/lists",
 		"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
 		"--setup-hook=sync-in " + debs + " /var/cache/apt/archives/",
 		"--customize-hook=sync-out /var/cache/apt/archives " + debs,
@@ -104,7 +109,9 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error
 	out := filepath.Join(tmp, "base.tar")
 	args = append(args, pb.Suite, out)
 	args = append(args, pb.Sources...)
-	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	// In its own PID and mount namespaces: if kiln is killed, nothing of
+	// mmdebstrap (apt, dpkg, maintainer scripts) outlives it.
+	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--pid", "--mount", "--propagation", "private", "--fork", "--kill-child", "mmdebstrap"}, args...)...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+fmt.Sprint(b.epoch.Unix()))
 	if _, err := runCmd(ctx, "mmdebstrap", cmd, func(l string) {
 		if strings.HasPrefix(l, "I: ") || strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {

@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 )
 
-// chroot runs programs inside a root tree. Each run gets a private mount
-// namespace with /proc, /sys, /dev and /run mounted into the tree, so package
-// scripts work; the namespace, and every mount in it, dies with the process,
-// so a killed build leaves nothing mounted on the host.
+// chroot runs programs inside a root tree. Each run gets private mount and
+// PID namespaces with /proc, /sys, /dev and /run mounted into the tree, so
+// package scripts work. When the run ends — or kiln is killed — the PID
+// namespace's init dies, the kernel kills everything left in it (no daemon a
+// package started survives), and the mounts vanish with the namespace.
 type chroot struct {
 	dir   string
 	binds []bind
@@ -38,7 +39,7 @@ exec chroot "$r" "$@"
 
 // command builds the command that runs argv inside the tree.
 func (c *chroot) command(ctx context.Context, stdin io.Reader, argv ...string) *exec.Cmd {
-	args := []string{"--mount", "--propagation", "private", "--fork", "--kill-child", "sh", "-c", chrootScript, "kiln-chroot"}
+	args := []string{"--mount", "--pid", "--propagation", "private", "--fork", "--kill-child", "sh", "-c", chrootScript, "kiln-chroot"}
 	for _, b := range c.binds {
 		args = append(args, b.host, b.guest)
 	}

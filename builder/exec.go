@@ -106,7 +106,9 @@ func runCmd(ctx context.Context, what string, cmd *exec.Cmd, onLine func(string)
 		close(done)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, killed as a whole on cancel; and killed with
+	// kiln if kiln dies, so a SIGKILLed build leaves nothing running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()

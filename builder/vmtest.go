@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -215,8 +216,11 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 	if bootTimeout == 0 {
 		bootTimeout = 5 * time.Minute
 	}
-	bootCtx, cancel := context.WithTimeout(ctx, bootTimeout)
+	bootCtx, cancel := context.WithTimeoutCause(ctx, bootTimeout, errBootTimeout)
 	defer cancel()
+	// A guest that can never come up says so on its console: stop waiting.
+	fatal := make(chan string, 1)
+	go watchFatal(bootCtx, m, fatal, cancel)
 	step.Note("waiting for the guest (serial console: " + m.SerialLog() + ")")
 	alive := func() error {
 		select {
@@ -228,8 +232,13 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 	}
 	client, err := loginWhenReady(bootCtx, fmt.Sprintf("127.0.0.1:%d", ports[22]), key, alive)
 	if err != nil {
-		if bootCtx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("the guest did not come up within %s (no working SSH login as %s): %v", bootTimeout, testUser, err)
+		select {
+		case msg := <-fatal:
+			err = fmt.Errorf("the guest cannot boot: its console says %q", msg)
+		default:
+			if context.Cause(bootCtx) == errBootTimeout && ctx.Err() == nil {
+				err = fmt.Errorf("the guest did not come up within %s (no working SSH login as %s): %v", bootTimeout, testUser, err)
+			}
 		}
 		return fail(err, m)
 	}
@@ -291,6 +300,51 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 	}
 	rep.OK = true
 	return rep
+}
+
+var errBootTimeout = errors.New("boot timeout")
+
+// fatalConsole are console lines after which a guest never comes up.
+var fatalConsole = []string{
+	"Kernel panic",
+	"Gave up waiting for root file system device",
+	"Dropping to a shell!",
+	"You are in emergency mode",
+	"error: file '/vmlinuz' not found",
+	"error: file '/initrd.img' not found",
+	"error: no such device",
+	"you need to load the kernel first",
+	"No bootable device",
+	"Boot failed: not a bootable disk",
+}
+
+// watchFatal polls the console for a fatal line; when one shows up it is
+// sent on found and the boot wait is cancelled.
+func watchFatal(ctx context.Context, m *qemu.Machine, found chan<- string, cancel context.CancelFunc) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Done():
+			return
+		case <-t.C:
+		}
+		b, err := os.ReadFile(m.SerialLog())
+		if err != nil {
+			continue
+		}
+		for _, f := range fatalConsole {
+			if i := strings.Index(string(b), f); i >= 0 {
+				line := string(b[i:])
+				line, _, _ = strings.Cut(line, "\n")
+				found <- strings.TrimSpace(line)
+				cancel()
+				return
+			}
+		}
+	}
 }
 
 // loginWhenReady logs in and waits until a command really runs: early in

@@ -1,10 +1,12 @@
 #!/bin/sh
-# kiln's main job on its embedded defaults: take the app-host example recipe,
-# validate it, render one instance's cloud-init documents and write its NoCloud
-# seed image. Everything lands in _output/demo/.
+# kiln's main job on its embedded defaults: take the app-host example recipe
+# (a package-built Debian base, no download of a cloud image), bake its
+# golden image, lint it, and boot it with kiln test — under the firmware the
+# recipe lists — with an instance seed, checking the app answers.
+# Everything lands in _output/demo/.
 set -eu
 cd "$(dirname "$0")/.."
-kiln=_output/bin/kiln
+kiln=$PWD/_output/bin/kiln
 out=_output/demo
 recipe=examples/app-host.yaml
 mkdir -p "$out"
@@ -14,14 +16,18 @@ step() { printf '\n==> %s\n' "$*"; }
 step "kiln recipe validate $recipe"
 $kiln recipe validate "$recipe"
 
-step "kiln render $recipe --instance hello-1 --index 1 -o $out/seed"
-$kiln render "$recipe" --instance hello-1 --index 1 -o "$out/seed"
+step "kiln bake $recipe -o $out/app-host.qcow2"
+$kiln bake "$recipe" -o "$out/app-host.qcow2"
 
-step "kiln seed $recipe --instance hello-1 --index 1 -o $out/seed.iso"
-$kiln seed "$recipe" --instance hello-1 --index 1 -o "$out/seed.iso"
+step "kiln lint $out/app-host.qcow2"
+$kiln lint "$out/app-host.qcow2"
 
-step "what a guest sees"
-blkid -p -o export "$out/seed.iso" | grep -E '^(LABEL|TYPE)='
-isoinfo -R -l -i "$out/seed.iso" | grep -E '^-' || true
+step "kiln seed $recipe --instance hello-1 --index 1 -o $out/hello-1.iso"
+$kiln seed "$recipe" --instance hello-1 --index 1 -o "$out/hello-1.iso"
+
+step "kiln test $out/app-host.qcow2 (boots it under QEMU: a minute or two per firmware)"
+$kiln test "$out/app-host.qcow2"
+
 echo
-echo "Boot any cloud-init image with $out/seed.iso attached as a CD-ROM or disk."
+echo "Golden image: $out/app-host.qcow2 (manifest: $out/app-host.manifest.json)"
+echo "Seed for instance hello-1: $out/hello-1.iso"

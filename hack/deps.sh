@@ -6,6 +6,9 @@ set -eu
 # Every tool the tests drive for real (see docs/development.md).
 PACKAGES="
 ca-certificates
+procps
+tar
+util-linux
 cloud-image-utils
 cloud-init
 dosfstools

@@ -42,6 +42,10 @@ func reportError(root *cobra.Command, err error) int {
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
 		code = exitInvalid
 	}
+	if code == exitSignal {
+		fmt.Fprintln(os.Stderr, "kiln: interrupted")
+		return code
+	}
 	fmt.Fprintf(os.Stderr, "kiln: %s\n", indentLines(err.Error()))
 	if code == exitInvalid && isUsage(err) {
 		fmt.Fprintln(os.Stderr, "Run 'kiln --help' for usage.")

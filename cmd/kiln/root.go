@@ -45,6 +45,8 @@ func newRootCommand() *cobra.Command {
 		newRolesCommand(),
 		newBakeCommand(),
 		newTestCommand(),
+		newLintCommand(),
+		newCacheCommand(),
 	)
 	return root
 }

@@ -5,6 +5,7 @@ package testutil
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -54,4 +55,28 @@ func Integration(t testing.TB) {
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// CacheDir is the kiln cache integration tests share: package bases take
+// minutes to build, so every test (and every later run on the same machine)
+// reuses them. KILN_TEST_CACHE overrides it.
+func CacheDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("KILN_TEST_CACHE")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "kiln-test-cache")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// NeedRoot skips (or fails under CI) tests that need root: building bases
+// with mmdebstrap and chroot.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root (mmdebstrap, chroot)")
+	}
 }

@@ -1,0 +1,234 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// events records progress events, to see which steps ran.
+type events struct {
+	mu sync.Mutex
+	ev []progress.Event
+}
+
+func (e *events) Emit(ev progress.Event) { e.mu.Lock(); e.ev = append(e.ev, ev); e.mu.Unlock() }
+
+func (e *events) saw(step string, kind progress.Kind, msg string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.ev {
+		if ev.Step == step && ev.Kind == kind && strings.Contains(ev.Msg, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+func needBakeTools(t *testing.T) {
+	t.Helper()
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "qemu-img", "grub-mkimage", "unshare", "tar"} {
+		testutil.NeedTool(t, tool)
+	}
+}
+
+// recipeVariant writes testdata/web.yaml, edited by replacing old with new,
+// into a temp dir and compiles it.
+func recipeVariant(t *testing.T, edits ...string) *recipes.Plan {
+	t.Helper()
+	b, err := os.ReadFile("testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(s, edits[i]) {
+			t.Fatalf("recipe has no %q to edit", edits[i])
+		}
+		s = strings.Replace(s, edits[i], edits[i+1], 1)
+	}
+	p := filepath.Join(t.TempDir(), "web.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := recipes.LoadPlan(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func newTestBuilder(t *testing.T, sink progress.Sink) *Builder {
+	return New(Options{CacheDir: testutil.CacheDir(t), Progress: sink})
+}
+
+// TestBakeBootLint is the golden path: bake a role image from packages,
+// check the artifact with the reference tools and kiln lint, then boot it
+// under SeaBIOS and OVMF with a kiln seed and run its checks.
+func TestBakeBootLint(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	ctx := context.Background()
+	plan := recipeVariant(t)
+	out := filepath.Join(t.TempDir(), "web.qcow2")
+	b := newTestBuilder(t, nil)
+	res, err := b.Bake(ctx, plan, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := qemu.Img{}
+	if err := img.Check(ctx, out); err != nil {
+		t.Fatalf("qemu-img check: %v", err)
+	}
+	info, err := img.Info(ctx, out)
+	if err != nil || info.Format != "qcow2" || info.Compression != "zstd" || info.BackingFile != "" || info.VirtualSize != 2<<30 {
+		t.Fatalf("qemu-img info: %+v %v", info, err)
+	}
+	m, err := ReadManifest(res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, sum, _ := fileDigest(out)
+	if m.Artifacts[0].SHA256 != sum || m.Artifacts[0].Size != size || m.Disk.FileSize != size {
+		t.Errorf("manifest artifact %+v, file %d %s", m.Artifacts[0], size, sum)
+	}
+	if packageVersion(m.Packages, "tree") == "" || packageVersion(m.Packages, "cloud-init") == "" || m.OS.Kernel == "" || m.Recipe.Digest != plan.Digest {
+		t.Errorf("manifest content: %+v", m.OS)
+	}
+	rep, err := lint.Image(ctx, out)
+	if err != nil || !rep.Clean() {
+		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
+	}
+	reports, err := b.Test(ctx, out, plan, TestOptions{Firmware: []string{"bios", "uefi"}, BootTimeout: 8 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if !r.OK {
+			t.Errorf("%s: %s\n%s", r.Firmware, r.Error, r.ConsoleTail)
+			continue
+		}
+		if r.CloudInit.Status != "done" || len(r.CloudInit.Errors) != 0 || r.Hostname != "web-0" || len(r.Checks) != 3 {
+			t.Errorf("%s: %+v", r.Firmware, r)
+		}
+	}
+	// The image under test is never written to.
+	if _, after, _ := fileDigest(out); after != sum {
+		t.Error("booting the image changed it")
+	}
+}
+
+// TestBakeCache: an unchanged recipe re-bakes from the cache; a changed
+// bake section rebuilds the image but reuses the base.
+func TestBakeCache(t *testing.T) {
+	needBakeTools(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	first, err := newTestBuilder(t, nil).Bake(ctx, recipeVariant(t), filepath.Join(dir, "a.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	again, err := newTestBuilder(t, ev).Bake(ctx, recipeVariant(t), filepath.Join(dir, "b.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Info.Artifacts[0].SHA256 != first.Info.Artifacts[0].SHA256 || ev.saw("unpack", progress.Start, "") {
+		t.Errorf("unchanged recipe was rebuilt: cached=%v", again.Cached)
+	}
+	ev = &events{}
+	changed, err := newTestBuilder(t, ev).Bake(ctx, recipeVariant(t, "baked by kiln", "baked again"), filepath.Join(dir, "c.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed.Cached || changed.Key == first.Key {
+		t.Error("changed bake section reused the old image")
+	}
+	if !ev.saw("base", progress.Note, "using cached base") || ev.saw("base", progress.Start, "mmdebstrap") {
+		t.Error("changed bake section rebuilt the base")
+	}
+	// A boot-only change does not change the image at all.
+	bootOnly, err := newTestBuilder(t, nil).Bake(ctx, recipeVariant(t, `hostname: "web-{index}"`, `hostname: "www-{index}"`), filepath.Join(dir, "d.qcow2"))
+	if err != nil || !bootOnly.Cached {
+		t.Errorf("boot-only change rebuilt the image: %v", err)
+	}
+}
+
+// TestBakeUnknownPackage: named, placed in the recipe, before any disk work.
+func TestBakeUnknownPackage(t *testing.T) {
+	needBakeTools(t)
+	out := filepath.Join(t.TempDir(), "x.qcow2")
+	ev := &events{}
+	_, err := newTestBuilder(t, ev).Bake(context.Background(), recipeVariant(t, "packages: [tree]", "packages: [tree, kiln-no-such-package]"), out)
+	var el recipes.ErrorList
+	if !errors.As(err, &el) || !strings.Contains(err.Error(), `unknown package "kiln-no-such-package"`) || !strings.Contains(err.Error(), "web.yaml:") || !strings.Contains(err.Error(), "bake.packages[1]") {
+		t.Fatalf("want a positioned unknown-package error, got %v", err)
+	}
+	if ev.saw("assemble", progress.Start, "") {
+		t.Error("disk work started despite the unknown package")
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("an image was written")
+	}
+}
+
+// TestBakeFailingCommand: the error quotes the command's output and exit
+// code, and no image is written.
+func TestBakeFailingCommand(t *testing.T) {
+	needBakeTools(t)
+	out := filepath.Join(t.TempDir(), "x.qcow2")
+	_, err := newTestBuilder(t, nil).Bake(context.Background(),
+		recipeVariant(t, `- [sh, -c, "tree --version > /etc/kiln-it/tree-version"]`, `- [sh, -c, "echo the migration broke >&2; exit 7"]`), out)
+	if err == nil || !strings.Contains(err.Error(), "exit code 7") || !strings.Contains(err.Error(), "the migration broke") || !strings.Contains(err.Error(), "bake.commands[0]") {
+		t.Fatalf("want the command's exit code and output, got %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("an image was written")
+	}
+	entries, _ := os.ReadDir(filepath.Join(testutil.CacheDir(t), "tmp"))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), fmt.Sprintf(".%d.", os.Getpid())) {
+			t.Errorf("work directory left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestTestUnbootableKernel: an image whose kernel is gone fails kiln test
+// quickly, quoting the console.
+func TestTestUnbootableKernel(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	ctx := context.Background()
+	plan := recipeVariant(t, `- [sh, -c, "tree --version > /etc/kiln-it/tree-version"]`, `- [sh, -c, "rm -f /boot/vmlinuz-*"]`)
+	out := filepath.Join(t.TempDir(), "broken.qcow2")
+	if _, err := newTestBuilder(t, nil).Bake(ctx, plan, out); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	reports, err := newTestBuilder(t, nil).Test(ctx, out, plan, TestOptions{Firmware: []string{"bios"}, BootTimeout: 4 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reports[0]
+	if r.OK || !strings.Contains(r.Error, "cannot boot") || r.ConsoleTail == "" {
+		t.Fatalf("want a boot failure with the console tail, got %+v", r)
+	}
+	if time.Since(start) > 3*time.Minute {
+		t.Errorf("the failure took %s to notice: the console said so long before", time.Since(start))
+	}
+}
+

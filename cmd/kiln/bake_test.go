@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+// slowRecipe is a recipe whose bake runs a command long enough to be
+// interrupted; marker names the command so the test can look for it.
+func slowRecipe(t *testing.T, marker string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "slow.yaml")
+	os.WriteFile(p, []byte(fmt.Sprintf(`apiVersion: kiln/v1
+name: kiln-it-slow
+bake:
+  files:
+    - {path: /etc/kiln-it/marker, content: "%s\n"}
+  commands:
+    - [sleep, "%s"]
+disk: {size: 2GiB}
+`, marker, marker)), 0o644)
+	return p
+}
+
+func needBake(t *testing.T) {
+	t.Helper()
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "qemu-img", "grub-mkimage", "unshare"} {
+		testutil.NeedTool(t, tool)
+	}
+}
+
+// startBake runs kiln bake with JSON events and returns once the bake step
+// (the slow command) has started.
+func startBake(t *testing.T, recipe, out, cache string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(kilnBin, "bake", recipe, "-o", out, "--cache-dir", cache, "--output", "json")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(20*time.Minute, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		var ev struct{ Step, Kind, Msg string }
+		json.Unmarshal(sc.Bytes(), &ev)
+		if ev.Step == "bake" && ev.Kind == "note" && strings.HasPrefix(ev.Msg, "run sleep") {
+			time.Sleep(2 * time.Second) // the command is running in the chroot
+			return cmd, sc
+		}
+	}
+	t.Fatalf("bake never reached its command: %v", cmd.Wait())
+	return nil, nil
+}
+
+func processesWith(marker string) []string {
+	out, _ := exec.Command("pgrep", "-af", "sleep "+marker).Output()
+	return strings.Fields(strings.TrimSpace(string(out)))
+}
+
+func workDirsOf(cache string, pid int) []string {
+	m, _ := filepath.Glob(filepath.Join(cache, "tmp", fmt.Sprintf("*.%d.*", pid)))
+	return m
+}
+
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/mounts")
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], dir) {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// TestBakeSIGINT: an interrupted bake stops at once, removes its work,
+// leaves no file at the output path and nothing running, and exits 130.
+func TestBakeSIGINT(t *testing.T) {
+	needBake(t)
+	cache := testutil.CacheDir(t)
+	marker := "3131"
+	out := filepath.Join(t.TempDir(), "slow.qcow2")
+	cmd, _ := startBake(t, slowRecipe(t, marker), out, cache)
+	pid := cmd.Process.Pid
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit: %v, want 130", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was left at the output path")
+	}
+	if p := processesWith(marker); len(p) > 0 {
+		t.Errorf("processes left running: %v", p)
+	}
+	if d := workDirsOf(cache, pid); len(d) > 0 {
+		t.Errorf("work directories left: %v", d)
+	}
+	if m := mountsUnder(filepath.Join(cache, "tmp")); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+}
+
+// TestBakeSIGKILL: a killed bake leaves no file at the output path and
+// nothing running; the next bake cleans up after it and succeeds.
+func TestBakeSIGKILL(t *testing.T) {
+	needBake(t)
+	cache := testutil.CacheDir(t)
+	marker := "3232"
+	out := filepath.Join(t.TempDir(), "slow.qcow2")
+	recipe := slowRecipe(t, marker)
+	cmd, _ := startBake(t, recipe, out, cache)
+	pid := cmd.Process.Pid
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(processesWith(marker)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if p := processesWith(marker); len(p) > 0 {
+		t.Errorf("processes outlived kiln: %v", p)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was left at the output path")
+	}
+	if m := mountsUnder(filepath.Join(cache, "tmp")); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	// The next bake succeeds (with a quick command) and removes the dead
+	// build's work directory.
+	quick := strings.Replace(mustRead(t, recipe), `[sleep, "`+marker+`"]`, `["true"]`, 1)
+	os.WriteFile(recipe, []byte(quick), 0o644)
+	r := run(t, t.TempDir(), nil, "bake", recipe, "-o", out, "--cache-dir", cache)
+	if r.code != 0 {
+		t.Fatalf("bake after SIGKILL: %+v", r)
+	}
+	if d := workDirsOf(cache, pid); len(d) > 0 {
+		t.Errorf("the killed build's work directories were not cleaned: %v", d)
+	}
+}
+
+// TestBakeDiskFull runs a bake in a private mount namespace whose cache is
+// a small tmpfs: the error says the disk is full, and no temp files remain.
+func TestBakeDiskFull(t *testing.T) {
+	needBake(t)
+	cache := testutil.CacheDir(t)
+	// Make sure the base is cached, then give a copy of it a tmpfs with too
+	// little room to unpack it.
+	recipe := slowRecipe(t, "0")
+	if r := run(t, t.TempDir(), nil, "bake", recipe, "-o", filepath.Join(t.TempDir(), "x.qcow2"), "--cache-dir", cache); r.code != 0 {
+		t.Fatalf("warm-up bake: %+v", r)
+	}
+	bases, _ := filepath.Glob(filepath.Join(cache, "bases", "*", "base.tar"))
+	if len(bases) == 0 {
+		t.Fatal("no cached base")
+	}
+	st, _ := os.Stat(bases[0])
+	small := t.TempDir()
+	script := fmt.Sprintf(`set -e
+mount -t tmpfs -o size=%d tmpfs %s
+mkdir -p %s/cache/bases
+cp -a %s %s/cache/bases/
+set +e
+%s bake %s -o %s/out.qcow2 --cache-dir %s/cache --no-cache
+echo "exit=$?"
+echo "tmp=[$(ls -A %s/cache/tmp)]"
+echo "out=[$(ls -A %s | grep -v cache)]"
+`, st.Size()+64<<20, small, small, filepath.Dir(bases[0]), small, kilnBin, recipe, small, small, small, small)
+	outb, _ := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script).CombinedOutput()
+	o := string(outb)
+	if !strings.Contains(strings.ToLower(o), "no space left on device") || !strings.Contains(o, "exit=1") {
+		t.Fatalf("want a disk-full error and exit 1, got:\n%s", o)
+	}
+	if !strings.Contains(o, "tmp=[]") || !strings.Contains(o, "out=[]") {
+		t.Fatalf("temp files left behind:\n%s", o)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,11 @@
+package lint
+
+import (
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+func TestDepcheck(t *testing.T) {
+	testutil.CheckImports(t, "disk/image", "disk/gpt", "disk/ext4")
+}

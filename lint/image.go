@@ -1,0 +1,158 @@
+package lint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/kiln-project/kiln/disk/ext4"
+	"github.com/kiln-project/kiln/disk/gpt"
+	"github.com/kiln-project/kiln/disk/image"
+)
+
+// FreeSpaceRule is the rule about free filesystem space holding old data.
+const FreeSpaceRule = "free-space"
+
+// freeSpaceLimit is how much non-zero data free space may hold before it
+// counts: a few stray blocks are noise, a deleted build directory is not.
+const freeSpaceLimit = 1 << 20
+
+// Report is the result of linting an image.
+type Report struct {
+	Image      string      `json:"image"`
+	Format     string      `json:"format"`
+	Root       string      `json:"root"` // which partition held the root filesystem
+	OS         string      `json:"os,omitempty"`
+	Rules      []string    `json:"rules"`
+	Violations []Violation `json:"violations"`
+}
+
+// Clean reports whether no rule was violated.
+func (r *Report) Clean() bool { return len(r.Violations) == 0 }
+
+// Image lints the disk image at path: it finds the Linux root filesystem
+// (ext4, the partition holding /etc/os-release), runs every rule on it, and
+// checks that its free space holds no old data.
+func Image(ctx context.Context, path string) (*Report, error) {
+	img, err := image.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	rep := &Report{Image: path, Format: string(img.Format()), Rules: RuleNames()}
+	root, part, err := findRoot(img)
+	if err != nil {
+		return nil, fmt.Errorf("lint: %s: %w", path, err)
+	}
+	rep.Root = part.name
+	rep.OS = osName(root)
+	rep.Violations = CheckFS(root)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dirty, err := dirtyFreeSpace(ctx, img, root, part.offset)
+	if err != nil {
+		return nil, fmt.Errorf("lint: %s: checking free space: %w", path, err)
+	}
+	if dirty > freeSpaceLimit {
+		rep.Violations = append(rep.Violations, Violation{Rule: FreeSpaceRule,
+			Message: fmt.Sprintf("%d MiB of free filesystem space holds old data: it bloats the image; discard it (fstrim, or zero it before converting)", dirty>>20)})
+	}
+	return rep, nil
+}
+
+type partition struct {
+	name   string
+	offset int64
+	size   int64
+}
+
+// findRoot returns the root filesystem: the first ext2/3/4 filesystem, in a
+// GPT partition or on the whole disk, that holds etc/os-release.
+func findRoot(img *image.Image) (*ext4.FS, partition, error) {
+	var cands []partition
+	if t, err := gpt.Read(img, img.Size()); err == nil {
+		for i, p := range t.Partitions {
+			cands = append(cands, partition{name: fmt.Sprintf("partition %d (%s)", i+1, p.Name), offset: p.Offset(), size: p.Size()})
+		}
+	}
+	cands = append(cands, partition{name: "whole disk", offset: 0, size: img.Size()})
+	var lastErr error
+	for _, c := range cands {
+		fsys, err := ext4.Open(io.NewSectionReader(img, c.offset, c.size), c.size)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if _, err := fs.Stat(fsys, "etc/os-release"); err == nil {
+			return fsys, c, nil
+		}
+		if _, err := fs.Stat(fsys, "usr/lib/os-release"); err == nil {
+			return fsys, c, nil
+		}
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no filesystem")
+	}
+	return nil, partition{}, fmt.Errorf("no Linux root filesystem (ext2/3/4 with /etc/os-release) found (%v)", lastErr)
+}
+
+func osName(fsys fs.FS) string {
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				return strings.Trim(v, `"'`)
+			}
+		}
+	}
+	return ""
+}
+
+// dirtyFreeSpace counts non-zero bytes in the filesystem's free blocks,
+// reading only what the image container actually stores.
+func dirtyFreeSpace(ctx context.Context, img *image.Image, fsys *ext4.FS, partOff int64) (int64, error) {
+	bs := int64(fsys.BlockSize())
+	buf := make([]byte, 1<<20)
+	var dirty int64
+	err := fsys.FreeRanges(func(first, count uint64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		off, length := partOff+int64(first)*bs, int64(count)*bs
+		if off+length > img.Size() {
+			length = img.Size() - off
+		}
+		return img.Allocated(off, length, func(off, length int64) error {
+			for length > 0 {
+				n := min(length, int64(len(buf)))
+				if _, err := img.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+					return err
+				}
+				for b := int64(0); b < n; b += bs {
+					if !isZero(buf[b:min(b+bs, n)]) {
+						dirty += min(bs, n-b)
+					}
+				}
+				off, length = off+n, length-n
+			}
+			return nil
+		})
+	})
+	return dirty, err
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
