@@ -231,4 +231,3 @@ func TestTestUnbootableKernel(t *testing.T) {
 		t.Errorf("the failure took %s to notice: the console said so long before", time.Since(start))
 	}
 }
-
