@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -40,7 +39,6 @@ type bakeState struct {
 	tree     root
 	mirrors  Mirrors
 	pbase    packageBase
-	tarball  string
 	rootUUID string
 	raw      string
 	image    string // converted image in work
@@ -92,17 +90,12 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 	if st.work, err = b.cache.tempDir("bake"); err != nil {
 		return nil, err
 	}
-	if !b.opts.KeepWorkDir {
-		defer os.RemoveAll(st.work)
-	} else {
-		defer b.note("bake", "work directory kept: %s", st.work)
-	}
+	defer os.RemoveAll(st.work) // a no-op once committed to the cache
 	steps := []struct {
 		name string
 		run  func(context.Context, *bakeState) error
 	}{
 		{"base", b.stepBase},
-		{"unpack", b.stepUnpack},
 		{"bake", b.stepBake},
 		{"sysprep", b.stepSysprep},
 		{"assemble", b.stepAssemble},
@@ -122,15 +115,37 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 		}
 	}
 	dir := b.cache.path("images", st.key)
-	if err := os.RemoveAll(st.tree.dir); err != nil {
+	if err := b.dropWork(st); err != nil {
 		return nil, err
 	}
-	os.Remove(st.raw)
 	if err := b.cache.commit(st.work, dir); err != nil {
 		return nil, err
 	}
 	return b.fromCacheWith(st.key, output, false)
 }
+
+// dropWork removes what the cache entry does not keep: the tree and the
+// raw disk, or moves them aside with KeepWorkDir.
+func (b *Builder) dropWork(st *bakeState) error {
+	if b.opts.KeepWorkDir {
+		kept := b.cache.path("kept", st.key)
+		os.RemoveAll(kept)
+		if err := os.MkdirAll(kept, 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(st.tree.dir, filepath.Join(kept, "root")); err != nil {
+			return err
+		}
+		os.Rename(st.raw, filepath.Join(kept, "disk.raw"))
+		b.note("bake", "tree and raw disk kept in %s", kept)
+		return nil
+	}
+	os.Remove(st.raw)
+	return os.RemoveAll(st.tree.dir)
+}
+
+// KeptDir is where KeepWorkDir leaves the tree and raw disk of a bake.
+func (b *Builder) KeptDir(key string) string { return b.cache.path("kept", key) }
 
 func (b *Builder) mirrors(plan *recipes.Plan) (Mirrors, error) {
 	if m := plan.Recipe.Bake.Mirror; m != "" {
@@ -144,23 +159,9 @@ func (b *Builder) mirrors(plan *recipes.Plan) (Mirrors, error) {
 	return HostMirrors(b.opts.AptDir)
 }
 
-func (b *Builder) stepBase(ctx context.Context, st *bakeState) (err error) {
-	st.tarball, err = b.ensureBase(ctx, st.pbase)
-	return err
-}
-
-func (b *Builder) stepUnpack(ctx context.Context, st *bakeState) error {
-	step := progress.Begin(b.sink, "unpack", 0, "unpacking the base")
+func (b *Builder) stepBase(ctx context.Context, st *bakeState) error {
 	st.tree = root{dir: filepath.Join(st.work, "root")}
-	if err := os.Mkdir(st.tree.dir, 0o755); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", st.tarball, "-C", st.tree.dir)
-	if _, err := runCmd(ctx, "unpacking the base", cmd, nil); err != nil {
-		return err
-	}
-	step.End("")
-	return nil
+	return b.ensureBase(ctx, st.pbase, st.tree.dir)
 }
 
 func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {

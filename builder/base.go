@@ -16,7 +16,10 @@ import (
 
 // baseLayout names the layout of package bases; bump it when basePackages
 // or the mmdebstrap options change, so cached bases are rebuilt.
-const baseLayout = "debian-base-v2"
+const baseLayout = "debian-base-v3"
+
+// BasePackages returns the packages every Debian base gets.
+func BasePackages() []string { return append([]string{}, basePackages...) }
 
 // basePackages make a cloud image out of Debian's essential set: a kernel
 // (the cloud flavour: virtio drivers, small), systemd with networkd and
@@ -59,40 +62,50 @@ func (pb packageBase) Key() string {
 	return shortDigest(b)
 }
 
-// ensureBase returns the path of the cached base tarball, building it with
-// mmdebstrap first when it is not cached.
-func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error) {
+// ensureBase puts the base's tree at tree. A cached base is unpacked from
+// its tarball; otherwise mmdebstrap builds the tree right there (no tar and
+// untar on a cold bake) and a tarball of it is cached for the next bakes.
+func (b *Builder) ensureBase(ctx context.Context, pb packageBase, tree string) error {
 	dir := b.cache.path("bases", pb.Key())
 	tarball := filepath.Join(dir, "base.tar")
-	if _, err := os.Stat(tarball); err == nil {
+	unpack := func() error {
 		now := time.Now()
 		os.Chtimes(dir, now, now)
-		b.note("base", "using cached base debian:%s (%s)", pb.Suite, pb.Key())
-		return tarball, nil
+		step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("unpacking the cached debian:%s base (%s)", pb.Suite, pb.Key()))
+		if err := os.Mkdir(tree, 0o755); err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree)
+		if _, err := runCmd(ctx, "unpacking the base", cmd, nil); err != nil {
+			return err
+		}
+		step.End("")
+		return nil
+	}
+	if _, err := os.Stat(tarball); err == nil {
+		return unpack()
 	}
 	unlock, err := b.cache.lock(ctx, "base-"+pb.Key())
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer unlock()
 	if _, err := os.Stat(tarball); err == nil { // built while we waited for the lock
-		return tarball, nil
+		return unpack()
 	}
 	step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("building debian:%s from packages with mmdebstrap", pb.Suite))
-	tmp, err := b.cache.tempDir("base")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
 	debs := b.cache.path("apt-archives")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	args := []string{
-		"--variant=apt", "--mode=root", "--format=tar", "--arch=" + pb.Arch,
+		"--variant=apt", "--mode=root", "--format=directory", "--arch=" + pb.Arch,
 		"--include=" + strings.Join(pb.Packages, ","),
 		"--aptopt=APT::Install-Recommends \"false\"",
 		"--aptopt=Acquire::Retries \"3\"",
+		// Package lists stay compressed: a smaller base to store and unpack.
+		"--aptopt=Acquire::GzipIndexes \"true\"",
+		"--aptopt=Acquire::CompressionTypes::Order:: \"gz\"",
 		// The shared package cache: copied in before, new downloads copied out after.
 		"--skip=download/empty",
 		// Keep the package lists: bakes install from them without an
@@ -106,8 +119,7 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error
 	for _, x := range dpkgExcludes {
 		args = append(args, "--dpkgopt="+x)
 	}
-	out := filepath.Join(tmp, "base.tar")
-	args = append(args, pb.Suite, out)
+	args = append(args, pb.Suite, tree)
 	args = append(args, pb.Sources...)
 	// In its own PID and mount namespaces: if kiln is killed, nothing of
 	// mmdebstrap (apt, dpkg, maintainer scripts) outlives it.
@@ -118,18 +130,28 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase) (string, error
 			step.Note(strings.TrimSpace(l[3:]))
 		}
 	}); err != nil {
-		return "", fmt.Errorf("building the debian:%s base: %w", pb.Suite, err)
+		return fmt.Errorf("building the debian:%s base: %w", pb.Suite, err)
+	}
+	step.Note("caching the base")
+	tmp, err := b.cache.tempDir("base")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "-cf", filepath.Join(tmp, "base.tar"), "-C", tree, ".")
+	if _, err := runCmd(ctx, "caching the base", tarCmd, nil); err != nil {
+		return err
 	}
 	meta, _ := json.MarshalIndent(struct {
 		packageBase
 		Built time.Time `json:"built"`
 	}{pb, time.Now().UTC()}, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "base.json"), meta, 0o644); err != nil {
-		return "", err
+		return err
 	}
 	if err := b.cache.commit(tmp, dir); err != nil {
-		return "", err
+		return err
 	}
 	step.End("cached as " + pb.Key())
-	return tarball, nil
+	return nil
 }

@@ -26,7 +26,9 @@ type Options struct {
 	// Datasources are cloud-init datasources tried after NoCloud; default none
 	// (NoCloud, then None).
 	Datasources []string
-	// KeepWorkDir leaves the work directory behind, for debugging.
+	// KeepWorkDir keeps the baked tree and the raw disk of a successful
+	// bake in the cache's kept/<key>/ (see KeptDir), for debugging and
+	// benchmarks; a failed bake's work directory is always removed.
 	KeepWorkDir bool
 	// NoCache rebuilds the image even when an identical one is cached
 	// (bases and packages are still reused).

@@ -142,7 +142,7 @@ type Entry struct {
 // List returns every entry in the cache.
 func (c *Cache) List() ([]Entry, error) {
 	var out []Entry
-	for _, kind := range []string{"bases", "images", "tmp"} {
+	for _, kind := range []string{"bases", "images", "kept", "tmp"} {
 		entries, err := os.ReadDir(c.path(kind))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err

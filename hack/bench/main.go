@@ -21,6 +21,7 @@ type benchmark struct {
 
 var benchmarks = []benchmark{
 	{"seed-iso", benchSeed},
+	{"bake", benchBake},
 }
 
 func main() {
@@ -41,7 +42,7 @@ func main() {
 			continue
 		}
 		for _, l := range lines {
-			fmt.Printf("%-12s %s\n", b.name, l)
+			fmt.Printf("%-9s %s\n", b.name, l)
 		}
 		fmt.Printf("%-12s (benchmark took %s)\n", b.name, time.Since(start).Round(time.Millisecond))
 	}
