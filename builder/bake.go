@@ -19,7 +19,7 @@ import (
 
 // imageLayout names how kiln lays out images; bump it when tuning, sysprep
 // or the disk layout change, so cached images are rebuilt.
-const imageLayout = "kiln-image-v3"
+const imageLayout = "kiln-image-v4"
 
 // Result is a finished bake.
 type Result struct {
@@ -47,48 +47,94 @@ type bakeState struct {
 }
 
 // Bake builds the golden image of a plan at output (qcow2 or raw, as the
-// recipe's disk section says) with its manifest beside it. An unchanged
-// recipe re-bakes as a copy of the cached image; a changed bake section
-// reuses the cached base. Output appears atomically, or not at all.
+// recipe's disk section says) with its manifest beside it. Package bases
+// are baked offline, image bases by booting them once (see bake.mode). An
+// unchanged recipe re-bakes as a copy of the cached image; a changed bake
+// section reuses the cached base. Output appears atomically, or not at all.
 func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (*Result, error) {
 	base, err := recipes.ParseBase(plan.Recipe.Base)
 	if err != nil {
 		return nil, err
 	}
-	if base.Kind != recipes.BasePackages {
-		return nil, fmt.Errorf("bake: base %s: only package bases (debian:<suite>) can be baked by this kiln", base)
-	}
-	if plan.Recipe.Bake.Mode == "vm" {
-		return nil, fmt.Errorf("bake: bake.mode vm is not supported for package bases yet; use offline or auto")
-	}
 	if freed := b.cache.cleanStale(); freed > 0 {
 		b.note("cache", "removed %d MiB left by interrupted builds", freed>>20)
 	}
-	st := &bakeState{plan: plan, base: base, started: time.Now()}
-	if st.mirrors, err = b.mirrors(plan); err != nil {
-		return nil, err
-	}
-	st.pbase = newPackageBase(base, st.mirrors)
-	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ",")}, "\n")))
-
-	if !b.opts.NoCache {
-		if res, err := b.fromCache(st.key, output); err == nil {
-			return res, nil
-		} else if !errors.Is(err, errNotCached) {
-			b.note("cache", "cached image unusable, rebuilding: %v", err)
+	mode := plan.Recipe.Bake.Mode
+	switch {
+	case base.Kind == recipes.BasePackages && mode != "vm":
+		key, cached, err := b.ensureOffline(ctx, plan, base)
+		if err != nil {
+			return nil, err
 		}
+		return b.fromCacheWith(key, output, cached)
+	case base.Kind == recipes.BasePackages:
+		// vm mode on a package base: the base as a bootable image first
+		// (offline, cached), then booted once to apply the recipe.
+		img, err := b.packageBaseImage(ctx, plan, base)
+		if err != nil {
+			return nil, err
+		}
+		return b.vmBake(ctx, plan, img, output)
+	case mode == "offline":
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("bake.mode"), Path: "bake.mode",
+			Msg: fmt.Sprintf("an offline bake works on a package base (debian:<suite>); %s is an image, baked by booting it: use bake.mode vm or auto", base)}
+	default:
+		img, err := b.resolveImageBase(ctx, plan, base)
+		if err != nil {
+			return nil, err
+		}
+		return b.vmBake(ctx, plan, img, output)
 	}
-	unlock, err := b.cache.lock(ctx, "image-"+st.key)
+}
+
+// packageBaseImage bakes the recipe's package base, with nothing of the
+// recipe applied, into a cached bootable image.
+func (b *Builder) packageBaseImage(ctx context.Context, plan *recipes.Plan, base recipes.Base) (*imageBase, error) {
+	r := &recipes.Recipe{APIVersion: recipes.APIVersion, Name: plan.Recipe.Name + "-base", Base: plan.Recipe.Base,
+		Bake: recipes.Bake{Mirror: plan.Recipe.Bake.Mirror}, Disk: plan.Recipe.Disk}
+	recipes.Default(r)
+	bp, err := recipes.Compile(r)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if res, err := b.fromCache(st.key, output); err == nil && !b.opts.NoCache {
-		return res, nil // baked by another kiln while we waited
-	}
-
-	if st.work, err = b.cache.tempDir("bake"); err != nil {
+	key, _, err := b.ensureOffline(ctx, bp, base)
+	if err != nil {
 		return nil, err
+	}
+	m, err := ReadManifest(b.cache.path("images", key, "manifest.json"))
+	if err != nil {
+		return nil, err
+	}
+	return &imageBase{Path: b.cache.path("images", key, m.Artifacts[0].Name), Format: m.Disk.Format,
+		SHA256: strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"), Ref: base.String() + " (kiln image)"}, nil
+}
+
+// ensureOffline bakes a package-based plan offline into the cache, unless
+// it is there already (cached), and returns its cache key.
+func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base recipes.Base) (key string, cached bool, err error) {
+	st := &bakeState{plan: plan, base: base, started: time.Now()}
+	if st.mirrors, err = b.mirrors(plan); err != nil {
+		return "", false, err
+	}
+	st.pbase = newPackageBase(base, st.mirrors)
+	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning)}, "\n")))
+	inCache := func() bool {
+		_, err := os.Stat(b.cache.path("images", st.key, "manifest.json"))
+		return err == nil && !b.opts.NoCache
+	}
+	if inCache() {
+		return st.key, true, nil
+	}
+	unlock, err := b.cache.lock(ctx, "image-"+st.key)
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
+	if inCache() { // baked by another kiln while we waited
+		return st.key, true, nil
+	}
+	if st.work, err = b.cache.tempDir("bake"); err != nil {
+		return "", false, err
 	}
 	defer os.RemoveAll(st.work) // a no-op once committed to the cache
 	steps := []struct {
@@ -105,23 +151,22 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return "", false, err
 		}
 		if err := s.run(ctx, st); err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return "", false, ctx.Err()
 			}
-			return nil, diskFull(err)
+			return "", false, diskFull(err)
 		}
 	}
-	dir := b.cache.path("images", st.key)
 	if err := b.dropWork(st); err != nil {
-		return nil, err
+		return "", false, err
 	}
-	if err := b.cache.commit(st.work, dir); err != nil {
-		return nil, err
+	if err := b.cache.commit(st.work, b.cache.path("images", st.key)); err != nil {
+		return "", false, err
 	}
-	return b.fromCacheWith(st.key, output, false)
+	return st.key, false, nil
 }
 
 // dropWork removes what the cache entry does not keep: the tree and the
@@ -169,7 +214,7 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 	st.rootUUID = disk.RootUUID(st.key)
 	ds := append([]string{"NoCloud"}, b.opts.Datasources...)
 	ds = append(ds, "None")
-	if err := tuneImage(st.tree, st.rootUUID, ds); err != nil {
+	if err := tuneImage(st.tree, st.rootUUID, ds, !b.opts.NoBootTuning); err != nil {
 		return err
 	}
 	// apt's archive lock is per directory: bakes sharing the package cache
@@ -190,16 +235,17 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 
 func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	step := progress.Begin(b.sink, "sysprep", 0, "cleaning the image: machine-id, host keys, caches, logs, histories")
-	pkgs, err := installedPackages(st.tree)
+	fsys := os.DirFS(st.tree.dir)
+	pkgs, err := installedPackages(fsys)
 	if err != nil {
 		return fmt.Errorf("reading the package list: %w", err)
 	}
-	distro, release := osRelease(st.tree)
+	distro, release := osRelease(fsys)
 	st.manifest = &Manifest{
 		Kiln:     ManifestKiln{Version: version.String(), ImageLayout: imageLayout},
 		Recipe:   ManifestRecipe{Name: st.plan.Recipe.Name, File: st.plan.Recipe.File(), Digest: st.plan.Digest, ImageKey: st.key},
 		Base:     ManifestBase{Ref: st.base.String(), Kind: "packages", Key: st.pbase.Key(), Sources: st.pbase.Sources},
-		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(st.tree), CloudInit: packageVersion(pkgs, "cloud-init")},
+		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(fsys), CloudInit: packageVersion(pkgs, "cloud-init")},
 		Packages: pkgs,
 	}
 	for _, r := range st.plan.Recipe.Roles {
@@ -252,16 +298,23 @@ func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
 
 // stepLint holds kiln's own image to the hygiene rules it checks others by.
 func (b *Builder) stepLint(ctx context.Context, st *bakeState) error {
+	return b.lintImage(ctx, st.image)
+}
+
+func (b *Builder) lintImage(ctx context.Context, image string) error {
 	step := progress.Begin(b.sink, "lint", 0, "checking the image's hygiene offline")
-	rep, err := lint.Image(ctx, st.image)
+	rep, err := lint.Image(ctx, image)
 	if err != nil {
 		return err
 	}
-	if !rep.Clean() {
-		var lines []string
-		for _, v := range rep.Violations {
-			lines = append(lines, v.String())
+	var lines []string
+	for _, v := range rep.Violations {
+		if b.opts.NoBootTuning && v.Rule == "datasource-list" {
+			continue // the baseline leaves it unpinned on purpose
 		}
+		lines = append(lines, v.String())
+	}
+	if len(lines) > 0 {
 		return fmt.Errorf("the baked image fails kiln lint (a bake command may have left these behind):\n    %s", strings.Join(lines, "\n    "))
 	}
 	step.End(fmt.Sprintf("clean: %d rules", len(rep.Rules)))
@@ -281,6 +334,12 @@ func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	m.Checks = st.plan.Checks
 	m.Build = ManifestBuildRun{Mode: "offline", Seconds: time.Since(st.started).Seconds(), SourceDateEpoch: b.epoch.Unix()}
 	return writeManifest(filepath.Join(st.work, "manifest.json"), m)
+}
+
+// touch marks a cache entry used, for kiln cache prune --older-than.
+func (b *Builder) touch(key string) {
+	now := time.Now()
+	os.Chtimes(b.cache.path("images", key), now, now)
 }
 
 // fromCache places a cached image at output, or returns errNotCached.
@@ -317,8 +376,7 @@ func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error
 		return nil, err
 	}
 	if cached {
-		now := time.Now()
-		os.Chtimes(dir, now, now) // "last used", for kiln cache prune --older-than
+		b.touch(key)
 		b.note("cache", "recipe unchanged: reused cached image %s", key)
 	}
 	return &Result{Image: output, Manifest: mpath, Cached: cached, Key: key, Info: m}, nil

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,12 @@ type Options struct {
 	Epoch time.Time
 	// QemuImg runs qemu-img; default qemu-img from PATH.
 	QemuImg qemu.Img
+	// BakeTimeout bounds a VM bake; default DefaultBakeTimeout.
+	BakeTimeout time.Duration
+	// NoBootTuning bakes without kiln's boot-time tuning (pinned
+	// datasource list, trimmed cloud-init modules, fast host keys), so a
+	// benchmark can measure what the tuning buys. Not for real images.
+	NoBootTuning bool
 }
 
 // Builder bakes images. It is safe to use from one goroutine at a time;
@@ -133,3 +140,16 @@ func diskFull(err error) error {
 }
 
 var errNotCached = errors.New("not cached")
+
+// assets are the files kiln puts into guests it bakes.
+//
+//go:embed assets
+var assets embed.FS
+
+func asset(name string) string {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		panic("builder: missing embedded asset " + name) // a build defect, caught by every test
+	}
+	return string(b)
+}

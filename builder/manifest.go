@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -122,13 +124,9 @@ func ManifestPath(image string) string {
 	return strings.TrimSuffix(image, filepath.Ext(image)) + ".manifest.json"
 }
 
-// installedPackages reads the dpkg status database of a tree.
-func installedPackages(r root) ([]Package, error) {
-	host, err := r.resolve("/var/lib/dpkg/status")
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(host)
+// installedPackages reads the dpkg status database of a root filesystem.
+func installedPackages(fsys fs.FS) ([]Package, error) {
+	f, err := fsys.Open("var/lib/dpkg/status")
 	if err != nil {
 		return nil, err
 	}
@@ -179,15 +177,13 @@ func packageVersion(pkgs []Package, name string) string {
 	return ""
 }
 
-// osRelease reads ID and VERSION_CODENAME from the tree's os-release.
-func osRelease(r root) (distro, release string) {
-	host, err := r.resolve("/etc/os-release")
+// osRelease reads ID and VERSION_CODENAME from os-release.
+func osRelease(fsys fs.FS) (distro, release string) {
+	b, err := fs.ReadFile(fsys, "etc/os-release")
 	if err != nil {
-		return "", ""
-	}
-	b, err := os.ReadFile(host)
-	if err != nil {
-		return "", ""
+		if b, err = fs.ReadFile(fsys, "usr/lib/os-release"); err != nil {
+			return "", ""
+		}
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(line, "=")
@@ -202,17 +198,18 @@ func osRelease(r root) (distro, release string) {
 	return distro, release
 }
 
-// kernelVersion is the version of the kernel /vmlinuz points at.
-func kernelVersion(r root) string {
-	host, err := r.resolve("/vmlinuz")
-	if err != nil {
+// kernelVersion is the version of the kernel /vmlinuz points at, or else
+// the newest /boot/vmlinuz-*.
+func kernelVersion(fsys fs.FS) string {
+	if target, err := fs.ReadLink(fsys, "vmlinuz"); err == nil {
+		return strings.TrimPrefix(path.Base(target), "vmlinuz-")
+	}
+	kernels, _ := fs.Glob(fsys, "boot/vmlinuz-*")
+	if len(kernels) == 0 {
 		return ""
 	}
-	target, err := os.Readlink(host)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimPrefix(filepath.Base(target), "vmlinuz-")
+	sort.Strings(kernels)
+	return strings.TrimPrefix(path.Base(kernels[len(kernels)-1]), "vmlinuz-")
 }
 
 // fileDigest returns the size and sha256 of a file.

@@ -10,8 +10,10 @@ import (
 // only where kiln's seeds are, skips modules that have nothing to do, and
 // does not spend seconds on RSA/DSA host keys; nothing waits on a console.
 
-// cloudConfigTuning is /etc/cloud/cloud.cfg.d/90-kiln.cfg. datasources is
-// the pinned datasource_list: NoCloud first, then what the user configures.
+// cloudConfigTuning is /etc/cloud/cloud.cfg.d/99-kiln.cfg: named to sort
+// after the distribution's own files (Debian's 90_dpkg.cfg sets a
+// datasource_list too), since the last file wins. datasources is the pinned
+// datasource_list: NoCloud first, then what the user configures.
 func cloudConfigTuning(datasources []string) string {
 	var b strings.Builder
 	b.WriteString("# Written by kiln: boot-time tuning of kiln images.\n")
@@ -66,12 +68,16 @@ cloud_final_modules:
 // tuneImage writes kiln's image configuration into the tree: boot tuning,
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
 // can still override any of it.
-func tuneImage(r root, rootUUID string, datasources []string) error {
+func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
+	tuning := cloudConfigTuning(datasources)
+	if !bootTuning {
+		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
+	}
 	files := []struct {
 		path, content string
 		mode          uint32
 	}{
-		{"/etc/cloud/cloud.cfg.d/90-kiln.cfg", cloudConfigTuning(datasources), 0o644},
+		{"/etc/cloud/cloud.cfg.d/99-kiln.cfg", tuning, 0o644},
 		{"/etc/fstab", fmt.Sprintf("# Written by kiln.\nUUID=%s / ext4 defaults,errors=remount-ro 0 1\n", rootUUID), 0o644},
 		// C.UTF-8 is built into libc: no locales package, no warnings at boot.
 		{"/etc/default/locale", "LANG=C.UTF-8\n", 0o644},

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/kiln-project/kiln/internal/probe"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -33,20 +36,79 @@ type TestOptions struct {
 	// WorkDir keeps the VM's files (overlay, seed, console log) there
 	// instead of a temporary directory that is removed.
 	WorkDir string
+	// DataDisks are blank disks of these sizes attached after the system
+	// disk (/dev/vdb, /dev/vdc, ...); the seed comes after them.
+	DataDisks []int64
+	// NICs are extra network interfaces (eth1, ...) on their own QEMU user
+	// networks, with forwards from 127.0.0.1.
+	NICs []TestNIC
+	// Inspect, when set, runs after the checks pass and before the guest is
+	// powered off: for tests that look deeper than the recipe's checks.
+	Inspect func(ctx context.Context, g *Guest) error
 }
+
+// TestNIC is an extra interface on its own user-mode network.
+type TestNIC struct {
+	Net      string // e.g. "10.10.0.0/24"
+	Forwards []TestForward
+}
+
+// TestForward forwards a free 127.0.0.1 port to GuestAddr:GuestPort.
+type TestForward struct {
+	Proto     string // tcp or udp
+	GuestAddr string // empty: the address QEMU's DHCP hands out
+	GuestPort int
+}
+
+// Guest is a running test VM, for TestOptions.Inspect.
+type Guest struct {
+	// Exec runs a shell command as root in the guest.
+	Exec func(ctx context.Context, shell string) (output string, exitCode int, err error)
+	// Console returns the serial console so far.
+	Console func() string
+	addrs   map[string]string
+}
+
+// Addr is the host address forwarded to a TCP port of the guest's first
+// interface (the ports of the recipe's checks, and 22).
+func (g *Guest) Addr(guestPort int) (string, error) { return g.AddrOn(0, "tcp", guestPort) }
+
+// AddrOn is the host address forwarded to a port on interface nic.
+func (g *Guest) AddrOn(nic int, proto string, guestPort int) (string, error) {
+	if a, ok := g.addrs[fwdKey(nic, proto, guestPort)]; ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("%s port %d on interface %d is not forwarded", proto, guestPort, nic)
+}
+
+func fwdKey(nic int, proto string, port int) string { return fmt.Sprintf("%d/%s/%d", nic, proto, port) }
 
 // TestReport is the outcome of booting an image once.
 type TestReport struct {
-	Image       string         `json:"image"`
-	Firmware    string         `json:"firmware"`
-	Accel       string         `json:"accel"`
-	OK          bool           `json:"ok"`
-	Error       string         `json:"error,omitempty"`
-	BootSeconds float64        `json:"bootSeconds"` // start to cloud-init done
-	CloudInit   CloudInitState `json:"cloudInit"`
-	Hostname    string         `json:"hostname"`
-	Checks      []probe.Result `json:"checks"`
-	ConsoleTail string         `json:"consoleTail,omitempty"`
+	Image        string         `json:"image"`
+	Firmware     string         `json:"firmware"`
+	Accel        string         `json:"accel"`
+	OK           bool           `json:"ok"`
+	Error        string         `json:"error,omitempty"`
+	BootSeconds  float64        `json:"bootSeconds"`  // start to cloud-init done
+	ReadySeconds float64        `json:"readySeconds"` // start to every check passing
+	CloudInit    CloudInitState `json:"cloudInit"`
+	Hostname     string         `json:"hostname"`
+	Checks       []probe.Result `json:"checks"`
+	ConsoleTail  string         `json:"consoleTail,omitempty"`
+	// Diagnostics is what the guest says is wrong when checks fail: failed
+	// units and recent warnings from the journal.
+	Diagnostics string `json:"diagnostics,omitempty"`
+	// Job is the result of a job that powers the VM off when done.
+	Job *JobResult `json:"job,omitempty"`
+}
+
+// JobResult is what a job-runner instance reported before powering off.
+type JobResult struct {
+	OK         bool   `json:"ok"`
+	Result     string `json:"result"`     // systemd's: success, exit-code, timeout, ...
+	ExitStatus string `json:"exitStatus"` // the job's exit status (or signal)
+	Recorded   string `json:"recorded"`   // /var/lib/kiln/job/result.json, read from the stopped disk
 }
 
 // CloudInitState is what cloud-init reported in the guest.
@@ -185,18 +247,43 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 			ports[c.TCP.Port] = 0
 		}
 	}
+	guest := &Guest{addrs: map[string]string{}}
 	var fwds []qemu.Forward
-	for guest := range ports {
+	for gp := range ports {
 		host, err := qemu.FreePort("tcp")
 		if err != nil {
 			return fail(err, nil)
 		}
-		ports[guest] = host
-		fwds = append(fwds, qemu.Forward{HostPort: host, GuestPort: guest})
+		ports[gp] = host
+		guest.addrs[fwdKey(0, "tcp", gp)] = fmt.Sprintf("127.0.0.1:%d", host)
+		fwds = append(fwds, qemu.Forward{HostPort: host, GuestPort: gp})
 	}
-	cfg := qemu.Config{Accel: accel, Firmware: fw, MemoryMiB: opts.MemoryMiB,
-		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2"}, {Path: seedPath, Format: "raw", ReadOnly: true}},
-		NICs:   []qemu.NIC{{Forwards: fwds}}}
+	nics := []qemu.NIC{{Forwards: fwds}}
+	for i, n := range opts.NICs {
+		nic := qemu.NIC{Net: n.Net}
+		for _, f := range n.Forwards {
+			host, err := qemu.FreePort(f.Proto)
+			if err != nil {
+				return fail(err, nil)
+			}
+			guest.addrs[fwdKey(i+1, f.Proto, f.GuestPort)] = fmt.Sprintf("127.0.0.1:%d", host)
+			nic.Forwards = append(nic.Forwards, qemu.Forward{Proto: f.Proto, HostPort: host, GuestAddr: f.GuestAddr, GuestPort: f.GuestPort})
+		}
+		nics = append(nics, nic)
+	}
+	drives := []qemu.Drive{{Path: overlay, Format: "qcow2"}}
+	for i, size := range opts.DataDisks {
+		p := filepath.Join(work, fmt.Sprintf("data%d.qcow2", i))
+		if err := b.opts.QemuImg.CreateBlank(ctx, p, size); err != nil {
+			return fail(err, nil)
+		}
+		drives = append(drives, qemu.Drive{Path: p, Format: "qcow2"})
+	}
+	// The seed comes last, so data disks get the names a recipe expects
+	// (/dev/vdb, /dev/vdc, ...). It is a virtio disk, not a CD-ROM: cloud
+	// kernels carry virtio drivers but not always SATA/ATAPI ones.
+	drives = append(drives, qemu.Drive{Path: seedPath, Format: "raw", ReadOnly: true})
+	cfg := qemu.Config{Accel: accel, Firmware: fw, MemoryMiB: opts.MemoryMiB, Drives: drives, NICs: nics}
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = 512
 	}
@@ -222,6 +309,9 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 	fatal := make(chan string, 1)
 	go watchFatal(bootCtx, m, fatal, cancel)
 	step.Note("waiting for the guest (serial console: " + m.SerialLog() + ")")
+	if jobTimeout, ok := plan.PowerOffJob(); ok {
+		return b.waitForJob(ctx, m, overlay, bootTimeout+jobTimeout, step, rep)
+	}
 	alive := func() error {
 		select {
 		case <-m.Done():
@@ -289,7 +379,16 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 		}
 	}
 	if failed > 0 {
+		rep.Diagnostics, _, _ = exec(ctx, "systemctl --no-pager --no-legend --failed; journalctl --no-pager -b -p warning -o short-monotonic | tail -n 25")
 		return fail(fmt.Errorf("%d of %d checks failed", failed, len(checks)), m)
+	}
+	rep.ReadySeconds = time.Since(start).Seconds()
+	if opts.Inspect != nil {
+		guest.Exec = exec
+		guest.Console = func() string { b, _ := os.ReadFile(m.SerialLog()); return string(b) }
+		if err := opts.Inspect(ctx, guest); err != nil {
+			return fail(fmt.Errorf("inspection: %w", err), m)
+		}
 	}
 	// A clean shutdown is part of working: the guest must power off.
 	client.Run(ctx, "sudo -n systemctl poweroff --no-block")
@@ -304,6 +403,66 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 
 var errBootTimeout = errors.New("boot timeout")
 
+var jobResultRE = regexp.MustCompile(`KILN-JOB-RESULT ok=(\S+) result=(\S*) exit-code=(\S*) exit-status=(\S*)`)
+
+// waitForJob tests an instance whose job powers it off: it must run
+// cloud-init to the end, run the job, report the result on the console,
+// record it on disk and stop by itself.
+func (b *Builder) waitForJob(ctx context.Context, m *qemu.Machine, overlay string, timeout time.Duration, step *progress.Step, rep TestReport) TestReport {
+	step.Note(fmt.Sprintf("the job powers the VM off when done: waiting up to %s for it to stop", timeout))
+	start := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	fatal := make(chan string, 1)
+	go watchFatal(waitCtx, m, fatal, cancel)
+	werr := m.Wait(waitCtx)
+	console, _ := os.ReadFile(m.SerialLog())
+	fail := func(err error) TestReport {
+		rep.Error = err.Error()
+		rep.ConsoleTail = m.ConsoleTail(25)
+		return rep
+	}
+	select {
+	case msg := <-fatal:
+		return fail(fmt.Errorf("the guest cannot do its job: its console says %q", msg))
+	default:
+	}
+	if waitCtx.Err() != nil {
+		return fail(fmt.Errorf("the VM did not power itself off within %s", timeout))
+	}
+	if werr != nil {
+		return fail(fmt.Errorf("QEMU: %w", werr))
+	}
+	rep.BootSeconds = time.Since(start).Seconds()
+	if strings.Contains(string(console), "Cloud-init v.") && strings.Contains(string(console), " finished at ") {
+		rep.CloudInit.Status = "done"
+	}
+	match := jobResultRE.FindAllStringSubmatch(string(console), -1)
+	if len(match) == 0 {
+		return fail(errors.New("the VM stopped without reporting a job result (no KILN-JOB-RESULT line on the console)"))
+	}
+	last := match[len(match)-1]
+	rep.Job = &JobResult{OK: last[1] == "true", Result: last[2], ExitStatus: last[4]}
+	// The record on the stopped disk, read offline.
+	if fsys, closer, err := lint.OpenRoot(overlay); err == nil {
+		if b, err := fs.ReadFile(fsys, "var/lib/kiln/job/result.json"); err == nil {
+			rep.Job.Recorded = strings.TrimSpace(string(b))
+		}
+		closer.Close()
+	}
+	if rep.Job.Recorded == "" {
+		return fail(errors.New("the job reported on the console but left no /var/lib/kiln/job/result.json"))
+	}
+	if rep.CloudInit.Status != "done" {
+		return fail(errors.New("cloud-init never reported finishing on the console"))
+	}
+	if !rep.Job.OK {
+		return fail(fmt.Errorf("the job failed: %s, exit status %s", rep.Job.Result, rep.Job.ExitStatus))
+	}
+	rep.OK = true
+	return rep
+}
+
 // fatalConsole are console lines after which a guest never comes up.
 var fatalConsole = []string{
 	"Kernel panic",
@@ -316,6 +475,11 @@ var fatalConsole = []string{
 	"you need to load the kernel first",
 	"No bootable device",
 	"Boot failed: not a bootable disk",
+	// cloud-init's final message names its datasource: None means the seed
+	// was never found, so the test user will never exist.
+	"Datasource DataSourceNone",
+	// A unit skipped to break a cycle never runs: a role's service is broken.
+	"Ordering cycle found, skipping",
 }
 
 // watchFatal polls the console for a fatal line; when one shows up it is

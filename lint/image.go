@@ -33,6 +33,22 @@ type Report struct {
 // Clean reports whether no rule was violated.
 func (r *Report) Clean() bool { return len(r.Violations) == 0 }
 
+// OpenRoot opens the Linux root filesystem of the disk image at path, for
+// reading files of an image (or of a stopped VM's disk) offline. Close the
+// returned closer when done.
+func OpenRoot(path string) (FS, io.Closer, error) {
+	img, err := image.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, _, err := findRoot(img)
+	if err != nil {
+		img.Close()
+		return nil, nil, fmt.Errorf("lint: %s: %w", path, err)
+	}
+	return root, img, nil
+}
+
 // Image lints the disk image at path: it finds the Linux root filesystem
 // (ext4, the partition holding /etc/os-release), runs every rule on it, and
 // checks that its free space holds no old data.

@@ -40,6 +40,15 @@ type Instance struct {
 	// ExtraUsers are added to the recipe's boot users, e.g. the ephemeral
 	// user kiln test logs in as.
 	ExtraUsers []User
+	// ID overrides the instance-id (derived from the recipe otherwise),
+	// e.g. to make a VM bake's seed unique per build.
+	ID string
+	// Hostname overrides the hostname pattern.
+	Hostname string
+	// AppendFiles and AppendCommands come after everything else the stage
+	// writes and runs (a VM bake's own finishing steps).
+	AppendFiles    []PlanFile
+	AppendCommands []Command
 }
 
 // Seed is the NoCloud documents of one instance.
@@ -70,12 +79,19 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 	if !hostnameRE.MatchString(inst.Name) {
 		return nil, fmt.Errorf("instance name %q is not valid: lower-case letters, digits and dashes, at most 63", inst.Name)
 	}
-	host, err := ExpandHostname(p.Boot.Hostname, p.Recipe.Name, inst.Name, inst.Index)
+	pattern := p.Boot.Hostname
+	if inst.Hostname != "" {
+		pattern = inst.Hostname
+	}
+	host, err := ExpandHostname(pattern, p.Recipe.Name, inst.Name, inst.Index)
 	if err != nil {
 		return nil, &Error{Pos: p.Recipe.pos("boot.hostname"), Path: "boot.hostname", Msg: err.Error()}
 	}
 	sum := sha256.Sum256([]byte(p.Digest + "\x00" + string(stage) + "\x00" + inst.Name))
 	s := &Seed{InstanceID: "i-" + hex.EncodeToString(sum[:8]), Hostname: host}
+	if inst.ID != "" {
+		s.InstanceID = inst.ID
+	}
 
 	cfg := &cloudinit.Config{}
 	origins := map[string]string{} // JSON pointer prefix -> recipe path
@@ -86,6 +102,12 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 		if err := p.bootConfig(cfg, origins, host, inst.ExtraUsers, resolve, s); err != nil {
 			return nil, err
 		}
+	}
+	for _, f := range inst.AppendFiles {
+		cfg.WriteFiles = append(cfg.WriteFiles, cloudFile(f.Path, f.Content, f.Mode, f.Owner, f.Owner != "root:root"))
+	}
+	for _, c := range inst.AppendCommands {
+		cfg.Runcmd = append(cfg.Runcmd, cloudCommand(c))
 	}
 	if s.UserData, err = cfg.Render(); err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package recipes
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // Plan is a recipe compiled together with its roles: everything baked into
 // the image, and everything each instance's seed carries. Builders bake from
@@ -149,4 +152,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// PowerOffJob returns the timeout of the role job that powers the VM off
+// when it is done (the job-runner role with powerOff), and whether there is
+// one: such an instance is tested by waiting for it to stop.
+func (p *Plan) PowerOffJob() (time.Duration, bool) {
+	for _, r := range p.Recipe.Roles {
+		if j, ok := r.Params.(*JobRunner); ok && j.PowerOff {
+			return j.Timeout.D(), true
+		}
+	}
+	return 0, false
 }

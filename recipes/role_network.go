@@ -157,8 +157,6 @@ func (g *Gateway) contribute(c *contribution) error {
 	c.packages("dnsmasq", "nftables")
 	c.file("/etc/nftables.conf", 0o755, nft)
 	c.file("/etc/dnsmasq.d/kiln.conf", 0o644, dns)
-	// dnsmasq must not take port 53 on every interface from systemd-resolved.
-	c.file("/etc/default/dnsmasq", 0o644, "# Written by kiln (role network)\nENABLED=1\nDNSMASQ_EXCEPT=lo\n")
 	if g.Forward {
 		c.file("/etc/sysctl.d/90-kiln-forward.conf", 0o644, "# Written by kiln (role network)\nnet.ipv4.ip_forward = 1\n")
 	}

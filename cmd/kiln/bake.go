@@ -14,14 +14,21 @@ func newBakeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bake RECIPE",
 		Short: "Bake a recipe into a bootable, clean, compressed golden image",
-		Long: `Builds the recipe's golden image: the base (debian:<suite> is built from
-packages with mmdebstrap and cached), the bake section applied offline in the
-file tree, sysprep, a GPT disk that boots under BIOS and UEFI, conversion to
-qcow2 (zstd-compressed clusters by default), and a manifest beside the image.
+		Long: `Builds the recipe's golden image, with a manifest beside it.
+
+A package base (debian:<suite>) is built with mmdebstrap and cached, and the
+bake section is applied offline in the file tree (no VM): then sysprep, a GPT
+disk that boots under BIOS and UEFI, and qcow2 with zstd-compressed clusters.
+
+An image base (./file.qcow2, https://...#sha256=..., a SHA256SUMS URL) is
+downloaded and verified, then booted once under QEMU with a bake seed:
+cloud-init applies the bake section, the guest cleans itself and powers off,
+and the result is flattened into a standalone, compressed image.
+bake.mode (auto, offline, vm) chooses; auto means offline for package bases.
 
 An unchanged recipe re-bakes as a copy of the cached image; a changed bake
 section reuses the cached base. The image appears at the output path only when
-it is complete.`,
+it is complete, and kiln lint must pass on it.`,
 		Example: `  kiln bake examples/app-host.yaml                 # -> app-host.qcow2 + app-host.manifest.json
   kiln bake web.yaml -o out/web.qcow2 --output json`,
 		Args: exactArgs(1),
@@ -30,7 +37,8 @@ it is complete.`,
 	cmd.Flags().StringP("out", "o", "", "image to write (default: <recipe name>.qcow2, or .raw)")
 	addBuilderFlags(cmd)
 	cmd.Flags().Bool("no-cache", false, "rebuild the image even when an identical one is cached")
-	cmd.Flags().Bool("keep-workdir", false, "keep the work directory, for debugging")
+	cmd.Flags().Bool("keep-workdir", false, "keep the baked tree and raw disk in the cache's kept/ directory, for debugging")
+	cmd.Flags().Duration("bake-timeout", builder.DefaultBakeTimeout, "how long a VM bake (image bases) may take")
 	return cmd
 }
 
@@ -45,6 +53,7 @@ func newBuilder(cmd *cobra.Command) *builder.Builder {
 		Mirror:      cfg.GetString("mirror"),
 		NoCache:     cfg.GetBool("no-cache"),
 		KeepWorkDir: cfg.GetBool("keep-workdir"),
+		BakeTimeout: cfg.GetDuration("bake-timeout"),
 		Progress:    newRenderer(cmd.ErrOrStderr()),
 	})
 }

@@ -201,3 +201,56 @@ func mustRead(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestVMBakeSIGINT: interrupting a VM bake kills QEMU, leaves no output and
+// no work directory.
+func TestVMBakeSIGINT(t *testing.T) {
+	needBake(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	cache := testutil.CacheDir(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "plain.yaml"), []byte("apiVersion: kiln/v1\nname: kiln-it-plain\ndisk: {size: 2GiB}\n"), 0o644)
+	if r := run(t, dir, nil, "bake", "plain.yaml", "-o", "base.qcow2", "--cache-dir", cache); r.code != 0 {
+		t.Fatalf("base: %+v", r)
+	}
+	os.WriteFile(filepath.Join(dir, "vm.yaml"), []byte("apiVersion: kiln/v1\nname: kiln-it-vmint\nbase: ./base.qcow2\nbake: {files: [{path: /etc/motd, content: \"interrupted\\n\"}]}\ndisk: {firmware: [bios]}\n"), 0o644)
+	out := filepath.Join(dir, "vm.qcow2")
+	cmd := exec.Command(kilnBin, "bake", "vm.yaml", "-o", out, "--cache-dir", cache, "--output", "json", "--no-cache")
+	cmd.Dir = dir
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	sc := bufio.NewScanner(stdout)
+	booted := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"step":"vm-bake","kind":"start"`) {
+			booted = true
+			break
+		}
+	}
+	if !booted {
+		t.Fatalf("the VM bake never started: %v", cmd.Wait())
+	}
+	time.Sleep(5 * time.Second) // QEMU is up and booting
+	cmd.Process.Signal(os.Interrupt)
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit: %v, want 130", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was left at the output path")
+	}
+	if p, _ := exec.Command("pgrep", "-f", fmt.Sprintf("qemu-system.*vmbake.%d", pid)).Output(); len(p) > 0 {
+		t.Errorf("QEMU left running: %s", p)
+	}
+	if d := workDirsOf(cache, pid); len(d) > 0 {
+		t.Errorf("work directories left: %v", d)
+	}
+}

@@ -40,6 +40,7 @@ A failure shows the last lines of the serial console.`,
 	cmd.Flags().Int("memory", 512, "guest memory in MiB")
 	cmd.Flags().Duration("boot-timeout", 0, "how long to wait for the guest (default 5m)")
 	cmd.Flags().String("keep", "", "keep the VM's files (overlay, seed, console log) in this directory")
+	cmd.Flags().StringSlice("data-disk", nil, "attach a blank data disk of this size (repeatable: /dev/vdb, /dev/vdc, ...)")
 	return cmd
 }
 
@@ -72,9 +73,17 @@ func testAction(cmd *cobra.Command, args []string) error {
 	if a := cfg.GetString("accel"); a != "" && a != "kvm" && a != "tcg" {
 		return usageError{fmt.Errorf("--accel %q: want kvm or tcg", a)}
 	}
+	var disks []int64
+	for _, d := range cfg.GetStringSlice("data-disk") {
+		size, err := recipes.ParseSize(d)
+		if err != nil || size <= 0 {
+			return usageError{fmt.Errorf("--data-disk %q: want a size like 1GiB", d)}
+		}
+		disks = append(disks, int64(size))
+	}
 	reports, err := b.Test(cmd.Context(), image, plan, builder.TestOptions{
 		Firmware: cfg.GetStringSlice("firmware"), Accel: cfg.GetString("accel"), MemoryMiB: cfg.GetInt("memory"),
-		BootTimeout: cfg.GetDuration("boot-timeout"), WorkDir: cfg.GetString("keep"),
+		BootTimeout: cfg.GetDuration("boot-timeout"), WorkDir: cfg.GetString("keep"), DataDisks: disks,
 	})
 	if err != nil {
 		return err
@@ -99,6 +108,10 @@ func testAction(cmd *cobra.Command, args []string) error {
 func printReports(cmd *cobra.Command, reports []builder.TestReport) {
 	w := cmd.OutOrStdout()
 	for _, r := range reports {
+		if r.OK && r.Job != nil {
+			fmt.Fprintf(w, "%s: ok — the job ran (%s, exit status %s) and the VM powered off after %.0fs\n", r.Firmware, r.Job.Result, r.Job.ExitStatus, r.BootSeconds)
+			continue
+		}
 		if r.OK {
 			fmt.Fprintf(w, "%s: ok — cloud-init %s after %.0fs, hostname %s, %d checks passed\n", r.Firmware, r.CloudInit.Status, r.BootSeconds, r.Hostname, len(r.Checks))
 			continue
@@ -110,6 +123,9 @@ func printReports(cmd *cobra.Command, reports []builder.TestReport) {
 				mark = "FAILED: " + c.Detail
 			}
 			fmt.Fprintf(w, "  check %s: %s\n", c.Name, mark)
+		}
+		if d := strings.TrimSpace(r.Diagnostics); d != "" {
+			fmt.Fprintf(w, "  the guest reports:\n    %s\n", strings.ReplaceAll(d, "\n", "\n    "))
 		}
 		if r.ConsoleTail != "" {
 			fmt.Fprintf(w, "  last console lines:\n    %s\n", strings.ReplaceAll(strings.TrimRight(r.ConsoleTail, "\n"), "\n", "\n    "))

@@ -22,6 +22,7 @@ type benchmark struct {
 var benchmarks = []benchmark{
 	{"seed-iso", benchSeed},
 	{"bake", benchBake},
+	{"boot", benchBoot},
 }
 
 func main() {

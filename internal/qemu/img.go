@@ -346,3 +346,12 @@ func parseProgress(s string) (float64, bool) {
 	}
 	return v, true
 }
+
+// CreateBlank creates an empty qcow2 disk of size bytes.
+func (i Img) CreateBlank(ctx context.Context, path string, size int64) error {
+	if size <= 0 {
+		return fmt.Errorf("qemu-img: create %s: size %d is not positive", path, size)
+	}
+	_, err := i.run(ctx, "create "+path, []string{"create", "-f", "qcow2", path, strconv.FormatInt(size, 10)}, nil)
+	return err
+}

@@ -1,0 +1,298 @@
+package builder
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/version"
+	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// DefaultBakeTimeout bounds a VM bake: boot, packages, commands, sysprep.
+const DefaultBakeTimeout = 30 * time.Minute
+
+// vmBake bakes an image base by booting it once under QEMU with a bake
+// seed: cloud-init applies the recipe's bake section, kiln's finishing unit
+// reports cloud-init's own result on the console, cleans the guest and
+// powers it off; the overlay is then flattened and compressed into a
+// standalone image.
+func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBase, output string) (*Result, error) {
+	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ",")}, "\n")))
+	if !b.opts.NoCache {
+		if res, err := b.fromCache(key, output); err == nil {
+			return res, nil
+		}
+	}
+	unlock, err := b.cache.lock(ctx, "image-"+key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if res, err := b.fromCache(key, output); err == nil && !b.opts.NoCache {
+		return res, nil
+	}
+	work, err := b.cache.tempDir("vmbake")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	started := time.Now()
+
+	// The VM writes to an overlay: the cached base is never modified.
+	info, err := b.opts.QemuImg.Info(ctx, base.Path)
+	if err != nil {
+		return nil, err
+	}
+	size := max(int64(plan.Recipe.Disk.Size), info.VirtualSize)
+	if int64(plan.Recipe.Disk.Size) < info.VirtualSize {
+		b.note("bake", "the base is %d MiB, more than disk.size %s: keeping the base's size", info.VirtualSize>>20, plan.Recipe.Disk.Size)
+	}
+	overlay := filepath.Join(work, "overlay.qcow2")
+	if err := b.opts.QemuImg.CreateOverlay(ctx, base.Path, base.Format, overlay, size); err != nil {
+		return nil, err
+	}
+	seedPath := filepath.Join(work, "bake-seed.iso")
+	if err := b.writeBakeSeed(plan, seedPath); err != nil {
+		return nil, err
+	}
+	fw := qemu.BIOS
+	if len(plan.Recipe.Disk.Firmware) > 0 {
+		fw = qemu.Firmware(plan.Recipe.Disk.Firmware[0])
+	}
+	accel, why := qemu.DetectAccel()
+	cfg := qemu.Config{Accel: accel, Firmware: fw, MemoryMiB: 1024,
+		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2"}, {Path: seedPath, Format: "raw", ReadOnly: true}},
+		NICs:   []qemu.NIC{{}}}
+	if fw == qemu.UEFI {
+		if cfg.FirmwareCode, cfg.FirmwareVars, err = qemu.FindFirmware(fw); err != nil {
+			return nil, err
+		}
+	}
+	step := progress.Begin(b.sink, "vm-bake", 0, fmt.Sprintf("booting %s once under %s (%s: %s) to apply the bake section", base.Ref, fw, accel, why))
+	m, err := qemu.Start(ctx, cfg, work)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Kill()
+	followCtx, stopFollow := context.WithCancel(ctx)
+	go followConsole(followCtx, m, step)
+	timeout := b.opts.BakeTimeout
+	if timeout == 0 {
+		timeout = DefaultBakeTimeout
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	werr := m.Wait(waitCtx)
+	cancel()
+	stopFollow()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	console, _ := os.ReadFile(m.SerialLog())
+	tail := m.ConsoleTail(30)
+	if err := bakeVerdict(string(console), step, waitCtx.Err() != nil, werr, timeout); err != nil {
+		return nil, fmt.Errorf("%w\n  last console lines:\n    %s", err, strings.ReplaceAll(strings.TrimRight(tail, "\n"), "\n", "\n    "))
+	}
+	step.End("cloud-init done, guest cleaned and powered off")
+
+	image, err := b.convertFlatten(ctx, plan, overlay, work)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.lintImage(ctx, image); err != nil {
+		return nil, err
+	}
+	m2, err := b.vmManifest(plan, base, key, image, started)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeManifest(filepath.Join(work, "manifest.json"), m2); err != nil {
+		return nil, err
+	}
+	os.Remove(overlay)
+	if err := b.cache.commit(work, b.cache.path("images", key)); err != nil {
+		return nil, err
+	}
+	return b.fromCacheWith(key, output, false)
+}
+
+// writeBakeSeed writes the seed of a VM bake: the bake section as
+// cloud-config, then kiln's finishing unit, started last.
+func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	ds := append(append([]string{"NoCloud"}, b.opts.Datasources...), "None")
+	tuning := cloudConfigTuning(ds)
+	if b.opts.NoBootTuning {
+		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n"
+	}
+	seed, err := plan.Seed(recipes.Instance{
+		Name:     "kiln-bake",
+		ID:       "kiln-bake-" + hex.EncodeToString(nonce), // a fresh instance for cloud-init, every build
+		Hostname: "kiln-bake",
+		AppendFiles: []recipes.PlanFile{
+			{Path: "/var/lib/kiln-bake/99-kiln.cfg", Content: []byte(tuning), Mode: 0o644, Owner: "root:root"},
+			{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
+			{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
+		},
+		// Ordered after cloud-final: it starts once cloud-init is done.
+		AppendCommands: []recipes.Command{{Argv: []string{"systemctl", "start", "--no-block", "kiln-bake-finish.service"}}},
+	}, recipes.StageBake, recipes.PlaceholderResolver())
+	if err != nil {
+		return err
+	}
+	_, err = WriteSeed(path, SeedISO, seed)
+	return err
+}
+
+var (
+	bakeResultRE = regexp.MustCompile(`KILN-BAKE-RESULT (\{.*\})`)
+	consoleNote  = regexp.MustCompile(`Cloud-init v\. \S+ (running '[^']+'|finished)|Setting up \S+|KILN-BAKE-|Failed to start|rror`)
+)
+
+// bakeVerdict reads the outcome of a VM bake from the console: cloud-init's
+// own result as reported by the finishing unit, then the cleanup and the
+// power-off.
+func bakeVerdict(console string, step *progress.Step, timedOut bool, waitErr error, timeout time.Duration) error {
+	m := bakeResultRE.FindAllStringSubmatch(console, -1)
+	if len(m) == 0 {
+		if timedOut {
+			return fmt.Errorf("cloud-init never reported a result within %s: is cloud-init installed and enabled in the base image, and does it boot?", timeout)
+		}
+		return fmt.Errorf("the VM stopped before cloud-init reported a result (%v)", waitErr)
+	}
+	var res struct {
+		V1 struct {
+			Errors            []string            `json:"errors"`
+			RecoverableErrors map[string][]string `json:"recoverable_errors"`
+		} `json:"v1"`
+	}
+	if err := json.Unmarshal([]byte(m[len(m)-1][1]), &res); err != nil {
+		return fmt.Errorf("cloud-init's result is not readable: %v", err)
+	}
+	if len(res.V1.Errors) > 0 {
+		return fmt.Errorf("cloud-init failed to apply the bake section:\n    %s", strings.Join(res.V1.Errors, "\n    "))
+	}
+	// cloud-init's exit code 2: it finished, with recoverable errors.
+	for level, msgs := range res.V1.RecoverableErrors {
+		for _, msg := range msgs {
+			step.Warn(fmt.Sprintf("cloud-init reported a recoverable %s: %s", level, msg))
+		}
+	}
+	if !strings.Contains(console, "KILN-BAKE-CLEAN") {
+		return errors.New("the guest reported its result but did not finish cleaning itself")
+	}
+	if timedOut {
+		return fmt.Errorf("the guest did not power off within %s after its bake", timeout)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("QEMU: %w", waitErr)
+	}
+	return nil
+}
+
+// followConsole turns interesting console lines into progress notes.
+func followConsole(ctx context.Context, m *qemu.Machine, step *progress.Step) {
+	var off int64
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f, err := os.Open(m.SerialLog())
+		if err != nil {
+			continue
+		}
+		f.Seek(off, 0)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			off += int64(len(line)) + 1
+			if consoleNote.MatchString(line) && !strings.Contains(line, "KILN-BAKE-RESULT") {
+				step.Note(truncate(strings.TrimSpace(stripANSI(line)), 120))
+			}
+		}
+		f.Close()
+	}
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
+func stripANSI(s string) string { return ansiRE.ReplaceAllString(s, "") }
+
+// convertFlatten writes the overlay with its base as one standalone,
+// compressed image.
+func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overlay, work string) (string, error) {
+	d := plan.Recipe.Disk
+	out := filepath.Join(work, "image."+d.Format)
+	compression := d.Compression
+	if compression == "none" || d.Format == "raw" {
+		compression = ""
+	}
+	step := progress.Begin(b.sink, "convert", 100, "flattening into a standalone "+d.Format+" ("+d.Compression+")")
+	if err := b.opts.QemuImg.Convert(ctx, overlay, out, qemu.ConvertOptions{SrcFormat: "qcow2", DstFormat: d.Format, Compression: compression,
+		Progress: func(p float64) { step.Advance(int64(p), 100) }}); err != nil {
+		return "", err
+	}
+	if d.Format == "qcow2" {
+		if err := b.opts.QemuImg.Check(ctx, out); err != nil {
+			return "", fmt.Errorf("the converted image fails qemu-img check: %w", err)
+		}
+		if info, err := b.opts.QemuImg.Info(ctx, out); err != nil || info.BackingFile != "" {
+			return "", fmt.Errorf("the converted image is not standalone (backing file %q): %v", info.BackingFile, err)
+		}
+	}
+	step.End("")
+	return out, nil
+}
+
+// vmManifest describes a VM-baked image, read from the image itself.
+func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image string, started time.Time) (*Manifest, error) {
+	fsys, closer, err := lint.OpenRoot(image)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	pkgs, _ := installedPackages(fsys) // not every base is Debian
+	distro, release := osRelease(fsys)
+	size, sum, err := fileDigest(image)
+	if err != nil {
+		return nil, err
+	}
+	d := plan.Recipe.Disk
+	m := &Manifest{
+		Kiln:     ManifestKiln{Version: version.String(), ImageLayout: imageLayout},
+		Recipe:   ManifestRecipe{Name: plan.Recipe.Name, File: plan.Recipe.File(), Digest: plan.Digest, ImageKey: key},
+		Base:     ManifestBase{Ref: base.Ref, Kind: "image", Digest: "sha256:" + base.SHA256},
+		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(fsys), CloudInit: packageVersion(pkgs, "cloud-init")},
+		Packages: pkgs,
+		Disk: ManifestDisk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware,
+			VirtualSize: int64(d.Size), FileSize: size},
+		Artifacts: []Artifact{{Name: filepath.Base(image), Size: size, SHA256: sum}},
+		Checks:    plan.Checks,
+		Build:     ManifestBuildRun{Mode: "vm", Seconds: time.Since(started).Seconds(), SourceDateEpoch: b.epoch.Unix()},
+	}
+	for _, r := range plan.Recipe.Roles {
+		m.Recipe.Roles = append(m.Recipe.Roles, r.Name)
+	}
+	if info, err := b.opts.QemuImg.Info(context.Background(), image); err == nil {
+		m.Disk.VirtualSize = info.VirtualSize
+	}
+	return m, nil
+}

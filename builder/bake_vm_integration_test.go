@@ -1,0 +1,244 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/fetch"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// plainImage bakes testdata/plain.yaml offline: a bootable image to use as
+// the base of VM bakes, like a vendor cloud image.
+func plainImage(t *testing.T, extra string) string {
+	t.Helper()
+	src, err := os.ReadFile("testdata/plain.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "plain.yaml")
+	os.WriteFile(p, append(src, extra...), 0o644)
+	plan, err := recipes.LoadPlan(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "plain.qcow2")
+	if _, err := newTestBuilder(t, nil).Bake(context.Background(), plan, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// writeRecipe writes a recipe next to a copy (hard link) of base.
+func writeRecipe(t *testing.T, base, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if base != "" {
+		if err := os.Link(base, filepath.Join(dir, "base.qcow2")); err != nil {
+			b, _ := os.ReadFile(base)
+			os.WriteFile(filepath.Join(dir, "base.qcow2"), b, 0o644)
+		}
+	}
+	p := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(p, []byte(body), 0o644)
+	return p
+}
+
+const vmRecipe = `apiVersion: kiln/v1
+name: kiln-it-vm
+base: %s
+roles:
+  - app-host:
+      name: web
+      port: 8080
+      script: |
+        #!/usr/bin/python3
+        import http.server, os
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = open("/etc/kiln-it/greeting").read().encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+        http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
+bake:
+  packages: [tree]
+  files:
+    - {path: /etc/kiln-it/greeting, content: "baked in a VM\n"}
+  commands:
+    - [sh, -c, "tree --version > /etc/kiln-it/tree-version"]
+checks:
+  - http: {port: 8080, path: /, contains: baked in a VM}
+  - command: {run: "test -s /etc/kiln-it/tree-version"}
+disk: {size: 3GiB, firmware: [bios]}
+`
+
+// TestVMBake: an image (made by kiln, standing in for a vendor cloud image)
+// is the base of a recipe baked by booting it; the result is standalone,
+// clean, records its base, grows to disk.size, and passes its checks.
+func TestVMBake(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	ctx := context.Background()
+	base := plainImage(t, "")
+	recipe := writeRecipe(t, base, fmt.Sprintf(vmRecipe, "./base.qcow2"))
+	plan, err := recipes.LoadPlan(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "vm.qcow2")
+	b := newTestBuilder(t, nil)
+	res, err := b.Bake(ctx, plan, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, baseSum, _ := fileDigest(base)
+	if res.Info.Base.Digest != baseSum || res.Info.Build.Mode != "vm" || packageVersion(res.Info.Packages, "tree") == "" {
+		t.Errorf("manifest: base %+v, mode %s", res.Info.Base, res.Info.Build.Mode)
+	}
+	info, err := qemu.Img{}.Info(ctx, out)
+	if err != nil || info.BackingFile != "" || info.VirtualSize != 3<<30 || info.Compression != "zstd" {
+		t.Fatalf("not a standalone 3 GiB zstd image: %+v %v", info, err)
+	}
+	if rep, err := lint.Image(ctx, out); err != nil || !rep.Clean() {
+		t.Fatalf("lint: %v %+v", err, rep)
+	}
+	reports, err := b.Test(ctx, out, plan, TestOptions{BootTimeout: 8 * time.Minute, Inspect: func(ctx context.Context, g *Guest) error {
+		// growpart grew the root to the bigger disk.
+		out, _, err := g.Exec(ctx, "df --output=size -B1M / | tail -1")
+		if err != nil {
+			return err
+		}
+		var mb int
+		fmt.Sscan(strings.TrimSpace(out), &mb)
+		if mb < 2500 {
+			return fmt.Errorf("the root filesystem is %d MiB, not grown to the 3 GiB disk", mb)
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reports[0]; !r.OK {
+		t.Fatalf("%s\n%s", r.Error, r.ConsoleTail)
+	}
+}
+
+// TestVMBakeFromURL: the base comes over HTTP (from 127.0.0.1) with its
+// checksum; a wrong checksum fails before any VM boots.
+func TestVMBakeFromURL(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	ctx := context.Background()
+	base := plainImage(t, "")
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(base))))
+	defer srv.Close()
+	_, sum, _ := fileDigest(base)
+	hex := strings.TrimPrefix(sum, "sha256:")
+	url := srv.URL + "/" + filepath.Base(base)
+
+	wrong := strings.Repeat("0", 64)
+	bad, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf("apiVersion: kiln/v1\nname: kiln-it-url\nbase: %s#sha256=%s\ndisk: {firmware: [bios]}\n", url, wrong)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = newTestBuilder(t, nil).Bake(ctx, bad, filepath.Join(t.TempDir(), "bad.qcow2"))
+	var ce *fetch.ChecksumError
+	if !errors.As(err, &ce) {
+		t.Fatalf("wrong checksum: want a checksum error, got %v", err)
+	}
+	if time.Since(start) > time.Minute {
+		t.Errorf("the checksum failure took %s: it must come before any boot", time.Since(start))
+	}
+
+	good, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf("apiVersion: kiln/v1\nname: kiln-it-url\nbase: %s#sha256=%s\nbake: {files: [{path: /etc/motd, content: \"from a URL base\\n\"}]}\ndisk: {firmware: [bios]}\n", url, hex)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "url.qcow2")
+	res, err := newTestBuilder(t, nil).Bake(ctx, good, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Info.Base.Digest != sum || res.Info.Base.Ref != url {
+		t.Errorf("manifest base: %+v", res.Info.Base)
+	}
+	fsys, closer, err := lint.OpenRoot(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if b, err := fs.ReadFile(fsys, "etc/motd"); err != nil || string(b) != "from a URL base\n" {
+		t.Errorf("the bake section was not applied: %q %v", b, err)
+	}
+}
+
+// TestVMBakeWithoutCloudInit: a base whose cloud-init never runs makes the
+// bake time out with a message that says so.
+func TestVMBakeWithoutCloudInit(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	base := plainImage(t, "bake:\n  commands:\n    - [touch, /etc/cloud/cloud-init.disabled]\n")
+	plan, err := recipes.LoadPlan(writeRecipe(t, base, "apiVersion: kiln/v1\nname: kiln-it-nocloud\nbase: ./base.qcow2\ndisk: {firmware: [bios]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(Options{CacheDir: testutil.CacheDir(t), BakeTimeout: 150 * time.Second})
+	out := filepath.Join(t.TempDir(), "x.qcow2")
+	_, err = b.Bake(context.Background(), plan, out)
+	if err == nil || !strings.Contains(err.Error(), "cloud-init never reported") || !strings.Contains(err.Error(), "last console lines") {
+		t.Fatalf("want a timeout saying cloud-init never reported, got %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("an image was written")
+	}
+	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*vmbake").Output(); len(out) > 0 {
+		t.Errorf("QEMU left running: %s", out)
+	}
+}
+
+// TestImageBaseErrors: a missing base, or a file that is not a disk image,
+// is refused before anything boots, naming what the file is.
+func TestImageBaseErrors(t *testing.T) {
+	testutil.Integration(t)
+	qimg := testutil.NeedTool(t, "qemu-img")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte(strings.Repeat("not a disk\n", 200000)), 0o644)
+	os.WriteFile(filepath.Join(dir, "blank.img"), make([]byte, 2<<20), 0o644)
+	if out, err := exec.Command(qimg, "create", "-q", "-f", "vmdk", filepath.Join(dir, "disk.vmdk"), "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for base, want := range map[string]string{
+		"./missing.qcow2": "no such file",
+		"./notes.txt":     "not a disk image",
+		"./blank.img":     "neither a partition table nor a boot sector",
+		"./disk.vmdk":     "is a vmdk file",
+	} {
+		p := filepath.Join(dir, "r.yaml")
+		os.WriteFile(p, []byte("apiVersion: kiln/v1\nname: x\nbase: "+base+"\n"), 0o644)
+		plan, err := recipes.LoadPlan(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = newTestBuilder(t, nil).Bake(context.Background(), plan, filepath.Join(dir, "out.qcow2"))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "r.yaml:3:7: base") {
+			t.Errorf("base %s: want %q at the base line, got %v", base, want, err)
+		}
+	}
+}

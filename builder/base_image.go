@@ -1,0 +1,96 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-project/kiln/disk/image"
+	"github.com/kiln-project/kiln/internal/fetch"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// imageBase is a base that is already a disk image, ready to boot.
+type imageBase struct {
+	Path   string // local file (in the cache for downloads)
+	Format string // qcow2 or raw
+	SHA256 string // hex digest of the file
+	Ref    string // what the recipe said
+}
+
+// resolveImageBase finds, downloads or verifies an image base and names
+// its format; anything but a qcow2 or raw disk image is refused, naming what
+// the file is.
+func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base recipes.Base) (*imageBase, error) {
+	var path, sum string
+	switch base.Kind {
+	case recipes.BaseFile:
+		path = base.Path
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(plan.Recipe.Dir(), path)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base image %s: %v", base.Path, unwrapPath(err))}
+		}
+		b.note("base", "hashing %s", base.Path)
+		var err error
+		if _, sum, err = fileDigest(path); err != nil {
+			return nil, err
+		}
+		sum = sum[len("sha256:"):]
+	case recipes.BaseURL:
+		f := &fetch.Fetcher{Dir: b.cache.path("downloads"), Sink: b.sink}
+		res, err := f.Fetch(ctx, fetch.Request{URL: base.URL, SHA256: base.SHA256, SumsURL: base.Sums})
+		if err != nil {
+			return nil, err
+		}
+		if res.Cached {
+			b.note("base", "using the cached download of %s", base.URL)
+		}
+		path, sum = res.Path, res.SHA256
+	case recipes.BaseOCI:
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
+			Msg: "oci:// bases need kiln's registry support, which this kiln does not have yet; use a file or an https URL with #sha256="}
+	default:
+		return nil, fmt.Errorf("bake: base %s is not a disk image", base)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	format, err := image.Detect(f, st.Size())
+	if err != nil {
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base %s is not a disk image: %v", base, err)}
+	}
+	if format != "qcow2" && format != "raw" {
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
+			Msg: fmt.Sprintf("base %s is a %s file, not a disk image kiln can boot (want qcow2 or raw)", base, format)}
+	}
+	if format == "raw" && !looksBootable(f) {
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
+			Msg: fmt.Sprintf("base %s is raw data with neither a partition table nor a boot sector: not a disk image", base)}
+	}
+	return &imageBase{Path: path, Format: format, SHA256: sum, Ref: base.String()}, nil
+}
+
+// looksBootable reports an MBR boot signature or a GPT header on a raw disk.
+func looksBootable(f *os.File) bool {
+	b := make([]byte, 1024)
+	if n, _ := f.ReadAt(b, 0); n < 1024 {
+		return false
+	}
+	return (b[510] == 0x55 && b[511] == 0xAA) || string(b[512:520]) == "EFI PART"
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

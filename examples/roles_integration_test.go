@@ -1,0 +1,468 @@
+package examples
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/recipes"
+)
+
+// Every built-in role, proven in a booted VM: each example (or a variant of
+// it that extends the example) is baked from the cached base, booted once
+// under QEMU with an instance seed, and its workload checked from outside.
+
+func needVM(t *testing.T) {
+	t.Helper()
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "qemu-img", "qemu-system-x86_64", "grub-mkimage", "unshare"} {
+		testutil.NeedTool(t, tool)
+	}
+}
+
+// variant writes a recipe that extends an example.
+func variant(t *testing.T, example, body string) string {
+	t.Helper()
+	abs, err := filepath.Abs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "variant.yaml")
+	if err := os.WriteFile(p, []byte("apiVersion: kiln/v1\nextends: "+abs+"\n"+body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// bakeAndTest bakes a recipe and boots it once under BIOS.
+func bakeAndTest(t *testing.T, recipe string, opts builder.TestOptions) builder.TestReport {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := recipes.LoadPlan(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	img := filepath.Join(t.TempDir(), plan.Recipe.Name+".qcow2")
+	if _, err := b.Bake(ctx, plan, img); err != nil {
+		t.Fatal(err)
+	}
+	opts.Firmware = []string{"bios"}
+	if opts.BootTimeout == 0 {
+		opts.BootTimeout = 8 * time.Minute
+	}
+	reports, err := b.Test(ctx, img, plan, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reports[0]
+}
+
+func requireOK(t *testing.T, r builder.TestReport) {
+	t.Helper()
+	if !r.OK {
+		t.Fatalf("%s\nchecks: %+v\nguest:\n%s\nconsole:\n%s", r.Error, r.Checks, r.Diagnostics, r.ConsoleTail)
+	}
+}
+
+// poll runs f until it returns nil or the deadline passes.
+func poll(ctx context.Context, d time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func mustExec(ctx context.Context, g *builder.Guest, sh string) (string, error) {
+	out, code, err := g.Exec(ctx, sh)
+	if err != nil {
+		return out, err
+	}
+	if code != 0 {
+		return out, fmt.Errorf("%q: exit code %d: %s", sh, code, out)
+	}
+	return out, nil
+}
+
+// app-host: the app answers over HTTP, and comes back after being killed.
+func TestRoleAppHostInVM(t *testing.T) {
+	needVM(t)
+	r := bakeAndTest(t, "app-host.yaml", builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+		pid, err := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
+		if err != nil {
+			return err
+		}
+		pid = strings.TrimSpace(pid)
+		if pid == "" || pid == "0" {
+			return fmt.Errorf("hello has no main process")
+		}
+		if _, err := mustExec(ctx, g, "kill -9 "+pid); err != nil {
+			return err
+		}
+		addr, _ := g.Addr(8080)
+		return poll(ctx, time.Minute, func() error {
+			now, _ := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
+			if now = strings.TrimSpace(now); now == pid || now == "0" {
+				return fmt.Errorf("not restarted yet (MainPID %s)", now)
+			}
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}})
+	requireOK(t, r)
+}
+
+// cron-runner: a job every minute runs at least twice and writes its marker;
+// a job that outlives its timeout is killed and recorded as failed.
+func TestRoleCronRunnerInVM(t *testing.T) {
+	needVM(t)
+	recipe := variant(t, "cron-runner.yaml", `name: cron-it
+roles:
+  - cron-runner:
+      jobs:
+        - {name: heartbeat, schedule: "* * * * *", command: "date -u >> /var/lib/heartbeat.log", timeout: 30s}
+        - {name: overrun, schedule: "*:*:0/20", command: [sleep, "300"], timeout: 5s}
+`)
+	r := bakeAndTest(t, recipe, builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+		err := poll(ctx, 4*time.Minute, func() error {
+			out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/heartbeat.json && wc -l < /var/lib/heartbeat.log")
+			if err != nil {
+				return err
+			}
+			var res struct {
+				OK   bool `json:"ok"`
+				Runs int  `json:"runs"`
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
+				return fmt.Errorf("result %q: %v", lines[0], err)
+			}
+			marks, _ := strconv.Atoi(strings.TrimSpace(lines[len(lines)-1]))
+			if !res.OK || res.Runs < 2 || marks < 2 {
+				return fmt.Errorf("heartbeat: %d runs recorded, %d markers so far", res.Runs, marks)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if out, err := mustExec(ctx, g, "journalctl --no-pager -t kiln-cron-heartbeat -t kiln-cron-overrun"); err != nil || !strings.Contains(out, "kiln-cron") {
+			return fmt.Errorf("no job log in the journal: %v %s", err, out)
+		}
+		return poll(ctx, 2*time.Minute, func() error {
+			out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/overrun.json")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, `"ok":false`) || !strings.Contains(out, `"result":"timeout"`) {
+				return fmt.Errorf("overrun recorded as %s", out)
+			}
+			return nil
+		})
+	}})
+	requireOK(t, r)
+}
+
+// job-runner: the job runs once at first boot, the VM powers itself off,
+// and the recorded result (console and disk) carries the job's exit code.
+func TestRoleJobRunnerInVM(t *testing.T) {
+	needVM(t)
+	recipe := variant(t, "job-runner.yaml", `name: job-it
+roles:
+  - job-runner:
+      script: |
+        #!/bin/sh
+        echo "processing $DATASET"
+        exit 3
+`)
+	r := bakeAndTest(t, recipe, builder.TestOptions{})
+	if r.Job == nil {
+		t.Fatalf("no job result: %s\n%s", r.Error, r.ConsoleTail)
+	}
+	if r.Job.ExitStatus != "3" || r.Job.OK || !strings.Contains(r.Job.Recorded, `"exitStatus":"3"`) {
+		t.Fatalf("job result %+v, want exit status 3 on the console and on disk", r.Job)
+	}
+	if r.OK || !strings.Contains(r.Error, "exit status 3") {
+		t.Errorf("a failing job passed kiln test: %+v", r)
+	}
+}
+
+// database: a query over the forwarded port with the seed's credentials,
+// the data on the data disk, a dump after its schedule, and the password
+// nowhere in the image or the logs.
+func TestRoleDatabaseInVM(t *testing.T) {
+	needVM(t)
+	psql := testutil.NeedTool(t, "psql")
+	password := fmt.Sprintf("kiln-pw-%d", time.Now().UnixNano())
+	recipe := variant(t, "database.yaml", `name: db-it
+roles:
+  - database:
+      dataDisk: {device: /dev/vdb}
+      dumps: {schedule: "* * * * *", keep: 2}
+`)
+	plan, err := recipes.LoadPlan(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bakeAndTest(t, recipe, builder.TestOptions{
+		DataDisks: []int64{1 << 30},
+		Resolver:  recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": password}),
+		Inspect: func(ctx context.Context, g *builder.Guest) error {
+			addr, _ := g.Addr(5432)
+			host, port, _ := net.SplitHostPort(addr)
+			q := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "app", "-d", "appdb", "-tAc", "select current_user || '@' || current_database()")
+			q.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=10")
+			out, err := q.CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "app@appdb" {
+				return fmt.Errorf("SQL over the forwarded port: %v: %s", err, out)
+			}
+			bad := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "app", "-d", "appdb", "-tAc", "select 1")
+			bad.Env = append(os.Environ(), "PGPASSWORD=wrong", "PGCONNECT_TIMEOUT=10")
+			if out, err := bad.CombinedOutput(); err == nil {
+				return fmt.Errorf("a wrong password was accepted: %s", out)
+			}
+			if out, err := mustExec(ctx, g, "findmnt -n -o SOURCE /var/lib/postgresql"); err != nil || !strings.HasPrefix(strings.TrimSpace(out), "/dev/vdb") {
+				return fmt.Errorf("the data directory is not on the data disk: %v %s", err, out)
+			}
+			if err := poll(ctx, 3*time.Minute, func() error {
+				_, err := mustExec(ctx, g, "ls /var/backups/postgresql/dumpall-*.sql.gz")
+				return err
+			}); err != nil {
+				return fmt.Errorf("no dump appeared: %v", err)
+			}
+			// The search must not leak what it looks for: sudo logs the
+			// command line, so the password travels as printf escapes.
+			needle := ""
+			for _, c := range []byte(password) {
+				needle += fmt.Sprintf("\\%03o", c)
+			}
+			out2, _, _ := g.Exec(ctx, "p=$(printf '"+needle+"'); grep -rlF \"$p\" /var/log /var/lib/cloud /etc /run/log /var/lib/postgresql 2>/dev/null; journalctl --no-pager -o cat | grep -cF \"$p\"")
+			if strings.Contains(out2, "/") || strings.TrimSpace(out2) != "0" {
+				return fmt.Errorf("the password shows up in the guest: %s", out2)
+			}
+			return nil
+		},
+	})
+	requireOK(t, r)
+	// And never in the image: every file of the baked root filesystem.
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	img := filepath.Join(t.TempDir(), "db.qcow2")
+	if _, err := b.Bake(context.Background(), plan, img); err != nil {
+		t.Fatal(err)
+	}
+	fsys, closer, err := lint.OpenRoot(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if info, _ := d.Info(); info == nil || info.Size() > 64<<20 {
+			return nil
+		}
+		if b, err := fs.ReadFile(fsys, p); err == nil && strings.Contains(string(b), password) {
+			t.Errorf("the password is in the image: /%s", p)
+		}
+		return nil
+	})
+}
+
+// proxy: two backends both get requests; a stopped one leaves the rotation.
+func TestRoleProxyInVM(t *testing.T) {
+	needVM(t)
+	var hits [2]atomic.Int64
+	var servers [2]*http.Server
+	var ports [2]int
+	for i := range servers {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		i := i
+		servers[i] = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/healthz" {
+				hits[i].Add(1)
+			}
+			fmt.Fprintf(w, "backend-%d\n", i)
+		})}
+		go servers[i].Serve(l)
+		defer servers[i].Close()
+	}
+	// The guest reaches the host's loopback as 10.0.2.2 (QEMU user networking).
+	recipe := variant(t, "proxy.yaml", fmt.Sprintf(`name: proxy-it
+roles:
+  - proxy:
+      frontends:
+        - {name: web, listen: 80, balance: roundrobin, healthPath: /healthz, interval: 1s, fall: 2, rise: 1,
+           servers: ["10.0.2.2:%d", "10.0.2.2:%d"]}
+checks:
+  - http: {port: 80, path: /, contains: backend-}
+`, ports[0], ports[1]))
+	r := bakeAndTest(t, recipe, builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+		addr, _ := g.Addr(80)
+		get := func() (string, error) {
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			b := make([]byte, 64)
+			n, _ := resp.Body.Read(b)
+			if resp.StatusCode != 200 {
+				return "", fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return strings.TrimSpace(string(b[:n])), nil
+		}
+		h0, h1 := hits[0].Load(), hits[1].Load()
+		for i := 0; i < 20; i++ {
+			if _, err := get(); err != nil {
+				return err
+			}
+		}
+		if hits[0].Load() == h0 || hits[1].Load() == h1 {
+			return fmt.Errorf("round robin reached only one backend: %d and %d requests", hits[0].Load()-h0, hits[1].Load()-h1)
+		}
+		servers[0].Close() // backend 0 goes away
+		if err := poll(ctx, time.Minute, func() error {
+			for i := 0; i < 10; i++ {
+				body, err := get()
+				if err != nil || body != "backend-1" {
+					return fmt.Errorf("still routed to the stopped backend: %q %v", body, err)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return nil
+	}})
+	requireOK(t, r)
+}
+
+// network: the ruleset loads (a role check runs nft -c), forwarding is on,
+// and dnsmasq on the LAN answers DNS for a configured host.
+func TestRoleNetworkInVM(t *testing.T) {
+	needVM(t)
+	lan := builder.TestNIC{Net: "10.10.0.0/24", Forwards: []builder.TestForward{{Proto: "udp", GuestAddr: "10.10.0.1", GuestPort: 53}}}
+	r := bakeAndTest(t, "network.yaml", builder.TestOptions{NICs: []builder.TestNIC{lan}, Inspect: func(ctx context.Context, g *builder.Guest) error {
+		addr, err := g.AddrOn(1, "udp", 53)
+		if err != nil {
+			return err
+		}
+		return poll(ctx, time.Minute, func() error {
+			ip, err := dnsQueryA(addr, "db.lan")
+			if err != nil {
+				return err
+			}
+			if ip != "10.10.0.5" {
+				return fmt.Errorf("db.lan is %s, want 10.10.0.5", ip)
+			}
+			return nil
+		})
+	}})
+	requireOK(t, r)
+	for _, c := range r.Checks {
+		if !c.OK {
+			t.Errorf("check %s: %s", c.Name, c.Detail)
+		}
+	}
+}
+
+// Several roles on one VM: the multi-role example passes both roles' checks.
+func TestMultiRoleInVM(t *testing.T) {
+	needVM(t)
+	r := bakeAndTest(t, "multi-role.yaml", builder.TestOptions{})
+	requireOK(t, r)
+	names := map[string]bool{}
+	for _, c := range r.Checks {
+		names[c.Name] = c.OK
+	}
+	if !names["hello health"] || !names["cron warm-cache scheduled"] {
+		t.Errorf("both roles' checks should have run and passed: %+v", r.Checks)
+	}
+}
+
+// dnsQueryA asks a DNS server for name's A record.
+func dnsQueryA(server, name string) (string, error) {
+	conn, err := net.Dial("udp", server)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	q := []byte{0x4b, 0x1d, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0} // id, RD, one question
+	for _, label := range strings.Split(name, ".") {
+		q = append(append(q, byte(len(label))), label...)
+	}
+	q = append(q, 0, 0, 1, 0, 1) // root, type A, class IN
+	if _, err := conn.Write(q); err != nil {
+		return "", err
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp := make([]byte, 512)
+	n, err := conn.Read(resp)
+	if err != nil {
+		return "", err
+	}
+	resp = resp[:n]
+	if n < 12 || resp[0] != 0x4b || resp[1] != 0x1d {
+		return "", fmt.Errorf("not an answer to our query")
+	}
+	if rcode := resp[3] & 0xf; rcode != 0 {
+		return "", fmt.Errorf("DNS error code %d", rcode)
+	}
+	answers := binary.BigEndian.Uint16(resp[6:])
+	off := len(q) // the question is echoed back
+	for i := 0; i < int(answers) && off+12 <= n; i++ {
+		if resp[off]&0xc0 == 0xc0 {
+			off += 2
+		} else {
+			for off < n && resp[off] != 0 {
+				off += int(resp[off]) + 1
+			}
+			off++
+		}
+		typ := binary.BigEndian.Uint16(resp[off:])
+		rdlen := int(binary.BigEndian.Uint16(resp[off+8:]))
+		off += 10
+		if typ == 1 && rdlen == 4 && off+4 <= n {
+			return net.IP(resp[off : off+4]).String(), nil
+		}
+		off += rdlen
+	}
+	return "", fmt.Errorf("no A record for %s in %d answers", name, answers)
+}

@@ -1,0 +1,11 @@
+package fetch
+
+import (
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+func TestDepcheck(t *testing.T) {
+	testutil.CheckImports(t, "internal/progress")
+}
