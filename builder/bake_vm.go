@@ -95,6 +95,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	werr := m.Wait(waitCtx)
+	timedOut := errors.Is(waitCtx.Err(), context.DeadlineExceeded)
 	cancel()
 	stopFollow()
 	if ctx.Err() != nil {
@@ -102,7 +103,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	}
 	console, _ := os.ReadFile(m.SerialLog())
 	tail := m.ConsoleTail(30)
-	if err := bakeVerdict(string(console), step, waitCtx.Err() != nil, werr, timeout); err != nil {
+	if err := bakeVerdict(string(console), step, timedOut, werr, timeout); err != nil {
 		return nil, fmt.Errorf("%w\n  last console lines:\n    %s", err, strings.ReplaceAll(strings.TrimRight(tail, "\n"), "\n", "\n    "))
 	}
 	step.End("cloud-init done, guest cleaned and powered off")

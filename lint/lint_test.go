@@ -144,7 +144,7 @@ func mkImage(t *testing.T, tree string, dirtyFree bool) string {
 	if dirtyFree {
 		junk := make([]byte, 1<<20)
 		rand.Read(junk)
-		for i := 0; i < 48; i++ {
+		for i := 0; i < 64; i++ {
 			f.Write(junk)
 		}
 	}

@@ -67,6 +67,7 @@ type superblock struct {
 	label          string
 	descSize       int64
 	firstMetaBG    uint64
+	reservedGDT    uint64 // s_reserved_gdt_blocks (0xCE): room for growing the descriptor table
 	backupBGs      [2]uint32
 	groups         uint64
 }
@@ -90,6 +91,7 @@ func readSuperblock(r io.ReaderAt, size int64) (*superblock, error) {
 		freeInodes:     le.Uint32(b[0x10:]),
 		firstDataBlock: uint64(le.Uint32(b[0x14:])),
 		blocksPerGroup: uint64(le.Uint32(b[0x20:])),
+		reservedGDT:    uint64(le.Uint16(b[0xCE:])),
 		inodesPerGroup: le.Uint32(b[0x28:]),
 		inodeSize:      128,
 		compat:         le.Uint32(b[0x5C:]),

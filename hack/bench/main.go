@@ -23,6 +23,7 @@ var benchmarks = []benchmark{
 	{"seed-iso", benchSeed},
 	{"bake", benchBake},
 	{"boot", benchBoot},
+	{"vm-bake", benchVMBake},
 }
 
 func main() {
