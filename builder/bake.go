@@ -19,7 +19,7 @@ import (
 
 // imageLayout names how kiln lays out images; bump it when tuning, sysprep
 // or the disk layout change, so cached images are rebuilt.
-const imageLayout = "kiln-image-v4"
+const imageLayout = "kiln-image-v7"
 
 // Result is a finished bake.
 type Result struct {

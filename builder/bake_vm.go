@@ -135,9 +135,9 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 	nonce := make([]byte, 8)
 	rand.Read(nonce)
 	ds := append(append([]string{"NoCloud"}, b.opts.Datasources...), "None")
-	tuning := cloudConfigTuning(ds)
+	tuning, masks := cloudConfigTuning(ds), strings.Join(tuningMasks, "\n")+"\n"
 	if b.opts.NoBootTuning {
-		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n"
+		tuning, masks = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n", ""
 	}
 	seed, err := plan.Seed(recipes.Instance{
 		Name:     "kiln-bake",
@@ -145,6 +145,7 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 		Hostname: "kiln-bake",
 		AppendFiles: []recipes.PlanFile{
 			{Path: "/var/lib/kiln-bake/99-kiln.cfg", Content: []byte(tuning), Mode: 0o644, Owner: "root:root"},
+			{Path: "/var/lib/kiln-bake/mask", Content: []byte(masks), Mode: 0o644, Owner: "root:root"},
 			{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
 			{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
 		},

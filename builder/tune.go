@@ -27,6 +27,8 @@ system_info:
     renderers: [networkd]
 # Only the modules kiln recipes and seeds use; the rest would only be
 # imported to find they have nothing to do.
+# Password logins over SSH are off in the image itself (sshd_config.d), so
+# no seed needs set-passwords to rewrite sshd's config and restart it.
 cloud_init_modules:
   - seed_random
   - bootcmd
@@ -38,18 +40,14 @@ cloud_init_modules:
   - set_hostname
   - update_hostname
   - update_etc_hosts
-  - ca-certs
   - users-groups
   - ssh
-cloud_config_modules:
-  - ssh-import-id
-  - locale
-  - set-passwords
-  - apt-configure
-  - ntp
+# The config stage is masked (see tuneImage): its modules kiln uses run in
+# the final stage, which saves a whole Python start-up at boot.
+cloud_config_modules: []
+cloud_final_modules:
   - timezone
   - runcmd
-cloud_final_modules:
   - package-update-upgrade-install
   - write-files-deferred
   - scripts-vendor
@@ -57,18 +55,45 @@ cloud_final_modules:
   - scripts-per-boot
   - scripts-per-instance
   - scripts-user
-  - ssh-authkey-fingerprints
-  - keys-to-console
   - final-message
   - power-state-change
 `)
 	return b.String()
 }
 
+// tuningMasks are the units boot-time tuning masks.
+var tuningMasks = []string{
+	// cloud-init's config stage: its modules run in the final stage.
+	"cloud-config.service",
+	// On a small VM every process at boot costs: no debug and trace
+	// filesystems, no binfmt registrations, and modules that load on demand
+	// anyway (device mapper, FUSE) or never matter in a VM (DRM, EFI
+	// pstore) are not loaded up front.
+	"sys-kernel-debug.mount", "sys-kernel-tracing.mount", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+	"modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service", "modprobe@fuse.service",
+}
+
 // tuneImage writes kiln's image configuration into the tree: boot tuning,
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
 // can still override any of it.
 func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
+	masks := []string{
+		// No interactive first-boot wizard: /etc/machine-id is
+		// "uninitialized", which systemd treats as a first boot, and nobody
+		// is at the console.
+		"systemd-firstboot.service",
+		// Periodic apt jobs have no place in an immutable image.
+		"apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service",
+	}
+	if bootTuning {
+		masks = append(masks, tuningMasks...)
+		// kiln's own images bring the network up by themselves (DHCP on
+		// every Ethernet interface, below), so cloud-init's local stage —
+		// a whole Python start-up, which under emulation costs seconds —
+		// has nothing to do: the network stage finds the seed, and renders
+		// and applies any network-config it carries.
+		masks = append(masks, "cloud-init-local.service")
+	}
 	tuning := cloudConfigTuning(datasources)
 	if !bootTuning {
 		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
@@ -82,7 +107,12 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 		// C.UTF-8 is built into libc: no locales package, no warnings at boot.
 		{"/etc/default/locale", "LANG=C.UTF-8\n", 0o644},
 		{"/etc/hostname", "localhost\n", 0o644},
+		// Keys only; passwords (set per instance, as hashes) are for the console.
+		{"/etc/ssh/sshd_config.d/50-kiln.conf", "# Written by kiln.\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n", 0o644},
 		{"/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", 0o644},
+		// DHCP on every Ethernet interface until cloud-init renders the
+		// instance's own network-config (its files sort first and win).
+		{"/etc/systemd/network/90-kiln-dhcp.network", "# Written by kiln.\n[Match]\nName=e*\n\n[Network]\nDHCP=yes\n", 0o644},
 		// Let systemd-networkd treat a link as online as soon as one interface is.
 		{"/etc/systemd/system/systemd-networkd-wait-online.service.d/kiln.conf",
 			"[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60\n", 0o644},
@@ -92,10 +122,7 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 			return err
 		}
 	}
-	// No interactive first-boot wizard: /etc/machine-id is "uninitialized",
-	// which systemd treats as a first boot, and nobody is at the console.
-	// Periodic apt jobs have no place in an immutable image.
-	for _, unit := range []string{"systemd-firstboot.service", "apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service"} {
+	for _, unit := range masks {
 		if err := r.symlink("/dev/null", "/etc/systemd/system/"+unit); err != nil {
 			return err
 		}

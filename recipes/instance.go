@@ -136,6 +136,9 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 // commands. start also starts enabled units (a stock image configured at
 // first boot must run them now; a bake must not).
 func (p *Plan) bakeConfig(cfg *cloudinit.Config, origins map[string]string, start bool) {
+	// SSH logins by key only, baked in: kiln images set this in sshd's
+	// config, so boot seeds need not (see builder's tuning).
+	cfg.SSHPasswordAuth = cloudinit.Bool(false)
 	for i, u := range p.Users {
 		origins[fmt.Sprintf("/users/%d", len(cfg.Users))] = fmt.Sprintf("bake.users[%d]", i)
 		cfg.Users = append(cfg.Users, cloudUser(u, ""))
@@ -181,7 +184,6 @@ func (p *Plan) bootConfig(cfg *cloudinit.Config, origins map[string]string, host
 	cfg.Hostname = host
 	cfg.ManageEtcHosts = cloudinit.Bool(true)
 	cfg.Timezone = p.Boot.Timezone
-	cfg.SSHPasswordAuth = cloudinit.Bool(false)
 	for i, u := range append(append([]User{}, p.Boot.Users...), extra...) {
 		path := fmt.Sprintf("boot.users[%d]", i)
 		hash := ""
