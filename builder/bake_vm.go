@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -207,36 +206,13 @@ func bakeVerdict(console string, step *progress.Step, timedOut bool, waitErr err
 
 // followConsole turns interesting console lines into progress notes.
 func followConsole(ctx context.Context, m *qemu.Machine, step *progress.Step) {
-	var off int64
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	m.FollowConsole(ctx, func(line string) bool {
+		if consoleNote.MatchString(line) && !strings.Contains(line, "KILN-BAKE-RESULT") {
+			step.Note(truncate(strings.TrimSpace(line), 120))
 		}
-		f, err := os.Open(m.SerialLog())
-		if err != nil {
-			continue
-		}
-		f.Seek(off, 0)
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			off += int64(len(line)) + 1
-			if consoleNote.MatchString(line) && !strings.Contains(line, "KILN-BAKE-RESULT") {
-				step.Note(truncate(strings.TrimSpace(stripANSI(line)), 120))
-			}
-		}
-		f.Close()
-	}
+		return true
+	})
 }
-
-var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-
-func stripANSI(s string) string { return ansiRE.ReplaceAllString(s, "") }
 
 // convertFlatten writes the overlay with its base as one standalone,
 // compressed image.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // Cache is kiln's content-addressed build cache:
@@ -107,26 +109,7 @@ func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
 	if err := os.MkdirAll(c.path("locks"), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(c.path("locks", name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("cache lock %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return flock.Lock(ctx, c.path("locks", name+".lock"))
 }
 
 // Entry is one cached item, for kiln cache ls.

@@ -482,33 +482,19 @@ var fatalConsole = []string{
 	"Ordering cycle found, skipping",
 }
 
-// watchFatal polls the console for a fatal line; when one shows up it is
+// watchFatal follows the console for a fatal line; when one shows up it is
 // sent on found and the boot wait is cancelled.
 func watchFatal(ctx context.Context, m *qemu.Machine, found chan<- string, cancel context.CancelFunc) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.Done():
-			return
-		case <-t.C:
-		}
-		b, err := os.ReadFile(m.SerialLog())
-		if err != nil {
-			continue
-		}
+	m.FollowConsole(ctx, func(line string) bool {
 		for _, f := range fatalConsole {
-			if i := strings.Index(string(b), f); i >= 0 {
-				line := string(b[i:])
-				line, _, _ = strings.Cut(line, "\n")
-				found <- strings.TrimSpace(line)
+			if i := strings.Index(line, f); i >= 0 {
+				found <- strings.TrimSpace(line[i:])
 				cancel()
-				return
+				return false
 			}
 		}
-	}
+		return true
+	})
 }
 
 // loginWhenReady logs in and waits until a command really runs: early in

@@ -67,26 +67,12 @@ func (a *AppHost) validate(v *validator) {
 	if a.Deliver != "image" && a.Deliver != "seed" {
 		v.errorf("deliver", "unknown value %q (want image or seed)", a.Deliver)
 	}
-	for i, p := range a.Packages {
-		if !packageRE.MatchString(p) {
-			v.errorf(fmt.Sprintf("packages[%d]", i), "invalid package name %q", p)
-		}
-	}
+	v.packages("packages", a.Packages)
 	v.port("port", a.Port)
 	if len(a.HealthPath) == 0 || a.HealthPath[0] != '/' {
 		v.errorf("healthPath", "path %q must start with /", a.HealthPath)
 	}
-	for k := range a.Env {
-		if !envNameRE.MatchString(k) {
-			v.errorf("env."+k, "invalid environment variable name %q", k)
-		}
-	}
-	for k, s := range a.SecretEnv {
-		if !envNameRE.MatchString(k) {
-			v.errorf("secretEnv."+k, "invalid environment variable name %q", k)
-		}
-		v.secretRef("secretEnv."+k, s)
-	}
+	v.environment("env", a.Env, "secretEnv", a.SecretEnv)
 	if a.WorkingDir != "" {
 		v.guestPath("workingDir", a.WorkingDir)
 	}

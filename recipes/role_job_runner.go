@@ -1,7 +1,6 @@
 package recipes
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -38,22 +37,8 @@ func (j *JobRunner) validate(v *validator) {
 	if j.Timeout <= 0 {
 		v.errorf("timeout", "timeout must be positive")
 	}
-	for i, p := range j.Packages {
-		if !packageRE.MatchString(p) {
-			v.errorf(fmt.Sprintf("packages[%d]", i), "invalid package name %q", p)
-		}
-	}
-	for k := range j.Env {
-		if !envNameRE.MatchString(k) {
-			v.errorf("env."+k, "invalid environment variable name %q", k)
-		}
-	}
-	for k, s := range j.SecretEnv {
-		if !envNameRE.MatchString(k) {
-			v.errorf("secretEnv."+k, "invalid environment variable name %q", k)
-		}
-		v.secretRef("secretEnv."+k, s)
-	}
+	v.packages("packages", j.Packages)
+	v.environment("env", j.Env, "secretEnv", j.SecretEnv)
 }
 
 func (j *JobRunner) contribute(c *contribution) error {

@@ -138,11 +138,7 @@ func (v *validator) bake(b *Bake) {
 	if b.Mirror != "" && !strings.HasPrefix(b.Mirror, "http://") && !strings.HasPrefix(b.Mirror, "https://") && !strings.HasPrefix(b.Mirror, "file:/") {
 		v.errorf("bake.mirror", "mirror %q is not a URL (http://, https:// or file:/)", b.Mirror)
 	}
-	for i, p := range b.Packages {
-		if !packageRE.MatchString(p) {
-			v.errorf(fmt.Sprintf("bake.packages[%d]", i), "invalid package name %q", p)
-		}
-	}
+	v.packages("bake.packages", b.Packages)
 	v.files("bake.files", b.Files, false)
 	v.users("bake.users", b.Users, false)
 	for i, u := range b.Units {
@@ -353,6 +349,29 @@ func (v *validator) roles() {
 }
 
 // Field-level checks shared by the recipe and the roles.
+
+func (v *validator) packages(p string, pkgs []string) {
+	for i, pkg := range pkgs {
+		if !packageRE.MatchString(pkg) {
+			v.errorf(fmt.Sprintf("%s[%d]", p, i), "invalid package name %q", pkg)
+		}
+	}
+}
+
+// environment checks plain variables and secret ones (env:/file: references).
+func (v *validator) environment(envPath string, env map[string]string, secretPath string, secrets map[string]Secret) {
+	for k := range env {
+		if !envNameRE.MatchString(k) {
+			v.errorf(envPath+"."+k, "invalid environment variable name %q", k)
+		}
+	}
+	for k, s := range secrets {
+		if !envNameRE.MatchString(k) {
+			v.errorf(secretPath+"."+k, "invalid environment variable name %q", k)
+		}
+		v.secretRef(secretPath+"."+k, s)
+	}
+}
 
 func (v *validator) port(p string, port int) {
 	if port < 1 || port > 65535 {

@@ -24,10 +24,7 @@ func benchBoot() ([]string, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	cache := builder.DefaultCacheDir()
-	if d := os.Getenv("KILN_BENCH_CACHE"); d != "" {
-		cache = d
-	}
+	cache := benchCache()
 	secrets := recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": "bench-password"})
 	lan := []builder.TestNIC{{Net: "10.10.0.0/24"}}
 	roles := []struct {

@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/kiln-project/kiln/builder"
 	"os"
 	"strings"
 	"time"
@@ -65,3 +66,12 @@ func timeN(n int, f func() error) (time.Duration, error) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
+
+// benchCache is the kiln cache benchmarks share: $KILN_BENCH_CACHE, or
+// kiln's default, so bases are built once.
+func benchCache() string {
+	if d := os.Getenv("KILN_BENCH_CACHE"); d != "" {
+		return d
+	}
+	return builder.DefaultCacheDir()
+}

@@ -42,10 +42,7 @@ func benchVMBake() ([]string, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	cache := builder.DefaultCacheDir()
-	if d := os.Getenv("KILN_BENCH_CACHE"); d != "" {
-		cache = d
-	}
+	cache := benchCache()
 	write := func(name, body string) string {
 		p := filepath.Join(work, name)
 		os.WriteFile(p, []byte(body), 0o644)

@@ -7,5 +7,5 @@ import (
 )
 
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "internal/progress")
+	testutil.CheckImports(t, "internal/progress", "internal/flock")
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,9 +21,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/progress"
 )
 
@@ -86,7 +84,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*Result, error) {
 	if err := os.MkdirAll(filepath.Join(f.Dir, "sha256"), 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(f.Dir, "partial", want+".lock"))
+	unlock, err := flock.Lock(ctx, filepath.Join(f.Dir, "partial", want+".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -245,28 +243,4 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// lockFile takes an exclusive flock, waiting until ctx ends.
-func lockFile(ctx context.Context, p string) (func(), error) {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -238,4 +239,63 @@ func (s *termStripper) strip(dst, src []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// FollowConsole calls fn with each line the guest writes to its serial
+// console (terminal control stripped), from the start, as it arrives —
+// until fn returns false, ctx ends, or QEMU exits (after the last lines).
+func (m *Machine) FollowConsole(ctx context.Context, fn func(line string) bool) {
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	var strip termStripper
+	var pending []byte
+	buf := make([]byte, 64*1024)
+	tick := time.NewTicker(consolePoll)
+	defer tick.Stop()
+	for {
+		exited := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.done:
+			exited = true
+		case <-tick.C:
+		}
+		if f == nil {
+			var err error
+			if f, err = os.Open(m.console); err != nil {
+				if exited {
+					return
+				}
+				continue
+			}
+		}
+		for {
+			n, _ := f.Read(buf)
+			if n == 0 {
+				break
+			}
+			pending = strip.strip(pending, buf[:n])
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 {
+					break
+				}
+				if !fn(string(pending[:i])) {
+					return
+				}
+				pending = append(pending[:0], pending[i+1:]...)
+			}
+		}
+		if exited {
+			if len(pending) > 0 {
+				fn(string(pending))
+			}
+			return
+		}
+	}
 }
