@@ -1,10 +1,11 @@
 # kiln — see README.md. `make help` lists the targets.
+# Go from PATH, or where the official tarball puts it; tests run go too.
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 GO      ?= go
 MOD     := $(shell $(GO) list -m 2>/dev/null)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MOD)/internal/version.Version=$(VERSION)
 BIN     := _output/bin
-export PATH := $(PATH):/usr/sbin:/sbin
 
 .PHONY: help all build kiln test unit integration fuzz bench demo deps lint clean
 

@@ -231,3 +231,28 @@ func TestTestUnbootableKernel(t *testing.T) {
 		t.Errorf("the failure took %s to notice: the console said so long before", time.Since(start))
 	}
 }
+
+// TestBakeFormats: zlib-compressed qcow2 and raw images on request, each
+// equal in content to the default zstd image of the same recipe.
+func TestBakeFormats(t *testing.T) {
+	needBakeTools(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := qemu.Img{}
+	for _, c := range []struct{ disk, format, compression string }{
+		{"disk: {size: 2GiB, compression: zlib}", "qcow2", "zlib"},
+		{"disk: {size: 2GiB, format: raw}", "raw", ""},
+	} {
+		out := filepath.Join(dir, "x."+c.format)
+		if _, err := newTestBuilder(t, nil).Bake(ctx, recipeVariant(t, "disk: {size: 2GiB}", c.disk), out); err != nil {
+			t.Fatal(err)
+		}
+		info, err := img.Info(ctx, out)
+		if err != nil || info.Format != c.format || info.Compression != c.compression || info.VirtualSize != 2<<30 {
+			t.Errorf("%s: %+v %v", c.disk, info, err)
+		}
+		if rep, err := lint.Image(ctx, out); err != nil || !rep.Clean() {
+			t.Errorf("%s: lint %v %+v", c.disk, err, rep)
+		}
+	}
+}

@@ -6,6 +6,8 @@ set -eu
 # Every tool the tests drive for real (see docs/development.md).
 PACKAGES="
 ca-certificates
+file
+postgresql-client
 procps
 tar
 util-linux

@@ -43,11 +43,12 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("SKIPPING integration test: "+format, args...)
 }
 
-// Integration skips the test under `go test -short`, except in CI, where
-// every integration test runs.
+// Integration skips the test under `go test -short`: that is the quick
+// pass (make unit, and the race-detector pass of make test). make test's
+// full pass runs every integration test, and with CI=true none may skip.
 func Integration(t testing.TB) {
 	t.Helper()
-	if testing.Short() && !InCI() {
+	if testing.Short() {
 		t.Skip("integration test skipped with -short")
 	}
 }
