@@ -10,11 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kiln-project/kiln/internal/fetch"
+	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/lint"
@@ -240,5 +243,93 @@ func TestImageBaseErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "r.yaml:3:7: base") {
 			t.Errorf("base %s: want %q at the base line, got %v", base, want, err)
 		}
+	}
+}
+
+// TestVMBakeOfPackageBase: bake.mode vm on a package base bakes the base
+// offline into an image, then boots it once to apply the recipe: a cloud
+// image without any download.
+func TestVMBakeOfPackageBase(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	p := writeRecipe(t, "", `apiVersion: kiln/v1
+name: kiln-it-forced-vm
+bake:
+  mode: vm
+  packages: [tree]
+  files:
+    - {path: /etc/kiln-it/greeting, content: "baked in a VM\n"}
+  commands:
+    - [sh, -c, "tree --version > /etc/kiln-it/tree-version"]
+disk: {size: 2GiB, firmware: [bios]}
+`)
+	plan, err := recipes.LoadPlan(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "forced.qcow2")
+	res, err := newTestBuilder(t, nil).Bake(context.Background(), plan, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Info.Build.Mode != "vm" || res.Info.Base.Kind != "image" || !strings.HasPrefix(res.Info.Base.Digest, "sha256:") ||
+		packageVersion(res.Info.Packages, "tree") == "" {
+		t.Errorf("manifest: mode %s, base %+v, tree %q", res.Info.Build.Mode, res.Info.Base, packageVersion(res.Info.Packages, "tree"))
+	}
+	if rep, err := lint.Image(context.Background(), out); err != nil || !rep.Clean() {
+		t.Fatalf("lint: %v %+v", err, rep)
+	}
+	fsys, closer, err := lint.OpenRoot(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	for path, want := range map[string]string{"etc/kiln-it/greeting": "baked in a VM\n", "etc/kiln-it/tree-version": "tree v"} {
+		if b, err := fs.ReadFile(fsys, path); err != nil || !strings.HasPrefix(string(b), want) {
+			t.Errorf("%s: %q %v, want %q", path, b, err, want)
+		}
+	}
+}
+
+// TestVMBakeGuestNeverPowersOff: a guest that cleans itself but ignores
+// both its own power-off and the ACPI power button fails the bake after the
+// grace periods, with a warning first, no image and no QEMU left behind.
+func TestVMBakeGuestNeverPowersOff(t *testing.T) {
+	needBakeTools(t)
+	testutil.NeedTool(t, "qemu-system-x86_64")
+	base := plainImage(t, "bake:\n  commands:\n    - [ln, -sf, /dev/null, /etc/systemd/system/poweroff.target]\n")
+	plan, err := recipes.LoadPlan(writeRecipe(t, base, "apiVersion: kiln/v1\nname: kiln-it-nopoweroff\nbase: ./base.qcow2\ndisk: {firmware: [bios]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	var mu sync.Mutex
+	sink := progress.Func(func(e progress.Event) {
+		if e.Kind == progress.Warn {
+			mu.Lock()
+			warnings = append(warnings, e.Msg)
+			mu.Unlock()
+		}
+	})
+	b := New(Options{CacheDir: testutil.CacheDir(t), Progress: sink, PowerOffGrace: 40 * time.Second, BakeTimeout: 15 * time.Minute})
+	out := filepath.Join(t.TempDir(), "x.qcow2")
+	start := time.Now()
+	_, err = b.Bake(context.Background(), plan, out)
+	if err == nil || !strings.Contains(err.Error(), "did not power off") || !strings.Contains(err.Error(), "ACPI") {
+		t.Fatalf("want an error saying the guest did not power off, got %v", err)
+	}
+	if time.Since(start) > 14*time.Minute {
+		t.Errorf("the bake waited for its whole timeout (%s), not the power-off grace", time.Since(start))
+	}
+	mu.Lock()
+	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "power button") }) {
+		t.Errorf("no warning before pressing the power button: %q", warnings)
+	}
+	mu.Unlock()
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Error("an image was written")
+	}
+	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*vmbake").Output(); len(out) > 0 {
+		t.Errorf("QEMU left running: %s", out)
 	}
 }

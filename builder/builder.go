@@ -43,6 +43,9 @@ type Options struct {
 	QemuImg qemu.Img
 	// BakeTimeout bounds a VM bake; default DefaultBakeTimeout.
 	BakeTimeout time.Duration
+	// PowerOffGrace is how long a VM-baked guest that has cleaned itself
+	// may take to power off; default DefaultPowerOffGrace.
+	PowerOffGrace time.Duration
 	// NoBootTuning bakes without kiln's boot-time tuning (pinned
 	// datasource list, trimmed cloud-init modules, fast host keys), so a
 	// benchmark can measure what the tuning buys. Not for real images.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -519,38 +521,66 @@ func loginWhenReady(ctx context.Context, addr string, key *guestssh.Key, alive f
 	}
 }
 
-// cloudInitStatus waits for cloud-init in the guest and reads its result.
+// cloudInitStatus waits for cloud-init in the guest to finish and reads its
+// verdict from result.json, which cloud-init writes when its last stage is
+// done. A shell loop waits for it: `cloud-init status --wait` would start a
+// Python process that competes with cloud-init's own stages for a small
+// VM's CPU while it boots. Status and exit code mean what `cloud-init
+// status` reports: done (0), done with recoverable errors (2), error (1).
 func cloudInitStatus(ctx context.Context, exec func(context.Context, string) (string, int, error)) (CloudInitState, error) {
-	out, code, err := exec(ctx, "cloud-init status --wait --long")
-	if err != nil {
-		return CloudInitState{}, fmt.Errorf("cloud-init status: %w", err)
-	}
-	st := CloudInitState{ExitCode: code}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k == "status" {
-			st.Status = strings.TrimSpace(v)
+	const wait = `while [ ! -s /run/cloud-init/result.json ]; do
+	if [ -e /etc/cloud/cloud-init.disabled ] || [ -e /run/cloud-init/disabled ]; then exit 3; fi
+	sleep 0.5
+done
+cat /run/cloud-init/result.json`
+	out, code, err := exec(ctx, wait)
+	if err != nil || code == 3 {
+		// Say where cloud-init is, in cloud-init's own words.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		status, _, _ := exec(sctx, "cloud-init status --long 2>&1 | head -n 12")
+		if code == 3 && err == nil {
+			return CloudInitState{Status: "disabled", ExitCode: 1}, fmt.Errorf("cloud-init is disabled in the guest: %s", strings.TrimSpace(status))
 		}
+		return CloudInitState{}, fmt.Errorf("waiting for cloud-init to finish: %w; cloud-init status says:\n%s", err, strings.TrimSpace(status))
 	}
-	// result.json has the errors, recoverable ones included, per stage.
-	res, _, _ := exec(ctx, "cat /run/cloud-init/result.json")
+	res, err := parseCloudInitResult([]byte(out))
+	if err != nil {
+		return CloudInitState{}, fmt.Errorf("%v: %q", err, truncate(out, 200))
+	}
+	st := CloudInitState{Status: "done", Errors: res.Errors, Warnings: res.Warnings}
+	switch {
+	case len(st.Errors) > 0:
+		st.Status, st.ExitCode = "error", 1
+	case len(st.Warnings) > 0:
+		st.ExitCode = 2
+	}
+	return st, nil
+}
+
+// cloudInitResult is cloud-init's verdict on a boot, from result.json.
+type cloudInitResult struct {
+	Errors   []string
+	Warnings []string // recoverable errors, "LEVEL: message", sorted by level
+}
+
+func parseCloudInitResult(b []byte) (cloudInitResult, error) {
 	var r struct {
 		V1 struct {
 			Errors            []string            `json:"errors"`
 			RecoverableErrors map[string][]string `json:"recoverable_errors"`
 		} `json:"v1"`
 	}
-	if json.Unmarshal([]byte(res), &r) == nil {
-		st.Errors = r.V1.Errors
-		for level, msgs := range r.V1.RecoverableErrors {
-			for _, m := range msgs {
-				st.Warnings = append(st.Warnings, level+": "+m)
-			}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return cloudInitResult{}, fmt.Errorf("cloud-init's result.json is not readable: %v", err)
+	}
+	res := cloudInitResult{Errors: r.V1.Errors}
+	for _, level := range slices.Sorted(maps.Keys(r.V1.RecoverableErrors)) {
+		for _, m := range r.V1.RecoverableErrors[level] {
+			res.Warnings = append(res.Warnings, level+": "+m)
 		}
 	}
-	if st.Status == "" {
-		return st, fmt.Errorf("cloud-init status (exit code %d) printed no status: %s", code, strings.TrimSpace(out))
-	}
-	return st, nil
+	return res, nil
 }
 
 func toProbe(c recipes.Check) probe.Check {

@@ -49,6 +49,9 @@ type Instance struct {
 	// writes and runs (a VM bake's own finishing steps).
 	AppendFiles    []PlanFile
 	AppendCommands []Command
+	// EarlyCommands run first, at every boot, before anything else the
+	// stage does (cloud-init's bootcmd): a VM bake's preparation.
+	EarlyCommands []Command
 }
 
 // Seed is the NoCloud documents of one instance.
@@ -108,6 +111,13 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 	}
 	for _, c := range inst.AppendCommands {
 		cfg.Runcmd = append(cfg.Runcmd, cloudCommand(c))
+	}
+	if len(inst.EarlyCommands) > 0 {
+		early := make([]cloudinit.Command, 0, len(inst.EarlyCommands)+len(cfg.Bootcmd))
+		for _, c := range inst.EarlyCommands {
+			early = append(early, cloudCommand(c))
+		}
+		cfg.Bootcmd = append(early, cfg.Bootcmd...)
 	}
 	if s.UserData, err = cfg.Render(); err != nil {
 		return nil, err
