@@ -150,11 +150,14 @@ func TestBakeCache(t *testing.T) {
 	if !again.Cached || again.Info.Artifacts[0].SHA256 != first.Info.Artifacts[0].SHA256 || ev.saw("base", progress.Start, "") {
 		t.Errorf("unchanged recipe was rebuilt: cached=%v", again.Cached)
 	}
+	// A bake section no earlier run has baked: the test cache outlives runs.
 	ev = &events{}
-	changed, err := newTestBuilder(t, ev).Bake(ctx, recipeVariant(t, "baked by kiln", "baked again"), filepath.Join(dir, "c.qcow2"))
+	cb := newTestBuilder(t, ev)
+	changed, err := cb.Bake(ctx, recipeVariant(t, "baked by kiln", fmt.Sprintf("baked again at %d", time.Now().UnixNano())), filepath.Join(dir, "c.qcow2"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(cb.cache.path("images", changed.Key)) })
 	if changed.Cached || changed.Key == first.Key {
 		t.Error("changed bake section reused the old image")
 	}
