@@ -17,8 +17,9 @@ import (
 	"github.com/kiln-project/kiln/recipes"
 )
 
-// imageLayout names how kiln lays out images; bump it when tuning, sysprep
-// or the disk layout change, so cached images are rebuilt.
+// imageLayout names how kiln lays out images; bump it when sysprep or the
+// disk layout change, so cached images are rebuilt. (What boot-time tuning
+// writes is digested into cache keys by itself: tuningKey.)
 const imageLayout = "kiln-image-v7"
 
 // Result is a finished bake.
@@ -117,7 +118,8 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 		return "", false, err
 	}
 	st.pbase = newPackageBase(base, st.mirrors)
-	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning)}, "\n")))
+	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
+		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning)}, "\n")))
 	inCache := func() bool {
 		_, err := os.Stat(b.cache.path("images", st.key, "manifest.json"))
 		return err == nil && !b.opts.NoCache
@@ -251,7 +253,7 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	for _, r := range st.plan.Recipe.Roles {
 		st.manifest.Recipe.Roles = append(st.manifest.Recipe.Roles, r.Name)
 	}
-	if err := sysprep(st.tree); err != nil {
+	if err := sysprep(st.tree, machineID(!b.opts.NoBootTuning)); err != nil {
 		return err
 	}
 	step.End("")

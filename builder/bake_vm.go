@@ -28,7 +28,8 @@ const DefaultBakeTimeout = 30 * time.Minute
 // powers it off; the overlay is then flattened and compressed into a
 // standalone image.
 func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBase, output string) (*Result, error) {
-	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ",")}, "\n")))
+	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ","),
+		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning)}, "\n")))
 	if !b.opts.NoCache {
 		if res, err := b.fromCache(key, output); err == nil {
 			return res, nil
@@ -135,20 +136,30 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 	nonce := make([]byte, 8)
 	rand.Read(nonce)
 	ds := append(append([]string{"NoCloud"}, b.opts.Datasources...), "None")
-	tuning, masks := cloudConfigTuning(ds), strings.Join(tuningMasks, "\n")+"\n"
+	// A stock base has no kiln-grow-root.service: cloud-init grows its root.
+	tuning, masks := cloudConfigTuning(ds, true), strings.Join(tuningMasks, "\n")+"\n"
 	if b.opts.NoBootTuning {
 		tuning, masks = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n", ""
 	}
+	files := []recipes.PlanFile{
+		{Path: "/var/lib/kiln-bake/99-kiln.cfg", Content: []byte(tuning), Mode: 0o644, Owner: "root:root"},
+		{Path: "/var/lib/kiln-bake/mask", Content: []byte(masks), Mode: 0o644, Owner: "root:root"},
+		{Path: "/var/lib/kiln-bake/machine-id", Content: []byte(machineID(!b.opts.NoBootTuning)), Mode: 0o644, Owner: "root:root"},
+		{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
+		{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
+	}
+	if !b.opts.NoBootTuning {
+		// Staged: bake-finish installs them only where the network stage is
+		// the classic `cloud-init init` unit they were written for.
+		for _, f := range networkStageFiles() {
+			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/network-stage" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
+		}
+	}
 	seed, err := plan.Seed(recipes.Instance{
-		Name:     "kiln-bake",
-		ID:       "kiln-bake-" + hex.EncodeToString(nonce), // a fresh instance for cloud-init, every build
-		Hostname: "kiln-bake",
-		AppendFiles: []recipes.PlanFile{
-			{Path: "/var/lib/kiln-bake/99-kiln.cfg", Content: []byte(tuning), Mode: 0o644, Owner: "root:root"},
-			{Path: "/var/lib/kiln-bake/mask", Content: []byte(masks), Mode: 0o644, Owner: "root:root"},
-			{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
-			{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
-		},
+		Name:        "kiln-bake",
+		ID:          "kiln-bake-" + hex.EncodeToString(nonce), // a fresh instance for cloud-init, every build
+		Hostname:    "kiln-bake",
+		AppendFiles: files,
 		// Ordered after cloud-final: it starts once cloud-init is done.
 		AppendCommands: []recipes.Command{{Argv: []string{"systemctl", "start", "--no-block", "kiln-bake-finish.service"}}},
 		EarlyCommands:  []recipes.Command{{Shell: bakePackageSpeedups}},

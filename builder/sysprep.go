@@ -29,16 +29,14 @@ var sysprepRemove = []string{
 	"/usr/sbin/policy-rc.d",
 }
 
-// sysprep makes the tree a clean golden image: the hygiene list removed, an
-// uninitialized machine-id, and the image's own resolv.conf.
-func sysprep(r root) error {
+// sysprep makes the tree a clean golden image: the hygiene list removed, a
+// machine-id that makes each clone generate its own (machineID), and the
+// image's own resolv.conf.
+func sysprep(r root, machineID string) error {
 	if err := r.remove(sysprepRemove...); err != nil {
 		return err
 	}
-	// "uninitialized": systemd generates a fresh id on first boot and treats
-	// it as a first boot (presets applied); an empty file would mean the id
-	// is generated but never committed until boot finishes.
-	if err := r.writeFile("/etc/machine-id", []byte("uninitialized\n"), 0o444, 0, 0); err != nil {
+	if err := r.writeFile("/etc/machine-id", []byte(machineID), 0o444, 0, 0); err != nil {
 		return err
 	}
 	// The image's own resolver: systemd-resolved's stub, not the build host's.

@@ -13,8 +13,10 @@ import (
 // cloudConfigTuning is /etc/cloud/cloud.cfg.d/99-kiln.cfg: named to sort
 // after the distribution's own files (Debian's 90_dpkg.cfg sets a
 // datasource_list too), since the last file wins. datasources is the pinned
-// datasource_list: NoCloud first, then what the user configures.
-func cloudConfigTuning(datasources []string) string {
+// datasource_list: NoCloud first, then what the user configures. growRoot
+// says whether cloud-init grows the root partition and file system; kiln's
+// own images leave that to kiln-grow-root.service (growRootFiles).
+func cloudConfigTuning(datasources []string, growRoot bool) string {
 	var b strings.Builder
 	b.WriteString("# Written by kiln: boot-time tuning of kiln images.\n")
 	fmt.Fprintf(&b, "datasource_list: [%s]\n", strings.Join(datasources, ", "))
@@ -33,9 +35,13 @@ cloud_init_modules:
   - seed_random
   - bootcmd
   - write-files
-  - growpart
-  - resizefs
-  - disk_setup
+`)
+	if growRoot {
+		b.WriteString("  - growpart\n  - resizefs\n")
+	} else {
+		b.WriteString("# growpart and resizefs: kiln-grow-root.service grows the root, when there is room.\n")
+	}
+	b.WriteString(`  - disk_setup
   - mounts
   - set_hostname
   - update_hostname
@@ -61,6 +67,48 @@ cloud_final_modules:
 	return b.String()
 }
 
+// networkStageFiles are a drop-in for cloud-init's network stage and its
+// condition: the stage runs only when the local stage left it something to
+// do (see the script).
+func networkStageFiles() []treeFile {
+	return []treeFile{
+		{"/etc/systemd/system/cloud-init.service.d/50-kiln.conf", "# Written by kiln: boot-time tuning.\n[Service]\nExecCondition=" + networkStageScript + "\n", 0o644},
+		{networkStageScript, asset("cloud-init-network-stage"), 0o755},
+	}
+}
+
+const networkStageScript = "/usr/local/lib/kiln/cloud-init-network-stage"
+
+// machineID is what /etc/machine-id holds in a finished image. Either way
+// systemd makes a fresh id at the first boot and commits it once the root is
+// writable. "uninitialized" also marks that boot as the first one, and
+// systemd then spends seconds of a small VM's boot trying to apply unit
+// presets to /etc — on the still read-only root, where it fails. A tuned
+// image had its units enabled when it was baked, so its file is empty.
+func machineID(bootTuning bool) string {
+	if bootTuning {
+		return ""
+	}
+	return "uninitialized\n"
+}
+
+// growRootFiles are kiln-grow-root.service and its script: they grow the
+// root partition and file system to a bigger disk at boot, as cloud-init's
+// growpart and resizefs modules do, but look first whether there is room.
+func growRootFiles() []treeFile {
+	return []treeFile{
+		{"/usr/local/lib/kiln/grow-root", asset("grow-root"), 0o755},
+		{"/etc/systemd/system/kiln-grow-root.service", asset("kiln-grow-root.service"), 0o644},
+	}
+}
+
+// tuningKey digests what tuning writes into an image, for cache keys: a
+// change to it makes a new image.
+func tuningKey(datasources []string, bootTuning bool) string {
+	files, masks := imageTuning("", datasources, bootTuning)
+	return shortDigest([]byte(fmt.Sprintf("%+v\n%q\n%q", files, masks, machineID(bootTuning))))
+}
+
 // tuningMasks are the units boot-time tuning masks.
 var tuningMasks = []string{
 	// cloud-init's config stage: its modules run in the final stage.
@@ -73,35 +121,30 @@ var tuningMasks = []string{
 	"modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service", "modprobe@fuse.service",
 }
 
-// tuneImage writes kiln's image configuration into the tree: boot tuning,
-// networking, locale, fstab. It runs before the recipe's bake, so a recipe
-// can still override any of it.
-func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
+// treeFile is a file tuneImage writes, owned by root.
+type treeFile struct {
+	path, content string
+	mode          uint32
+}
+
+// imageTuning is what tuneImage writes: files, and units to mask.
+func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]treeFile, []string) {
 	masks := []string{
-		// No interactive first-boot wizard: /etc/machine-id is
-		// "uninitialized", which systemd treats as a first boot, and nobody
-		// is at the console.
+		// No interactive first-boot wizard: nobody is at the console (an
+		// untuned image's /etc/machine-id says "uninitialized", which
+		// systemd treats as a first boot).
 		"systemd-firstboot.service",
 		// Periodic apt jobs have no place in an immutable image.
 		"apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service",
 	}
 	if bootTuning {
 		masks = append(masks, tuningMasks...)
-		// kiln's own images bring the network up by themselves (DHCP on
-		// every Ethernet interface, below), so cloud-init's local stage —
-		// a whole Python start-up, which under emulation costs seconds —
-		// has nothing to do: the network stage finds the seed, and renders
-		// and applies any network-config it carries.
-		masks = append(masks, "cloud-init-local.service")
 	}
-	tuning := cloudConfigTuning(datasources)
+	tuning := cloudConfigTuning(datasources, false)
 	if !bootTuning {
 		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
 	}
-	files := []struct {
-		path, content string
-		mode          uint32
-	}{
+	files := []treeFile{
 		{"/etc/cloud/cloud.cfg.d/99-kiln.cfg", tuning, 0o644},
 		{"/etc/fstab", fmt.Sprintf("# Written by kiln.\nUUID=%s / ext4 defaults,errors=remount-ro 0 1\n", rootUUID), 0o644},
 		// C.UTF-8 is built into libc: no locales package, no warnings at boot.
@@ -117,6 +160,18 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 		{"/etc/systemd/system/systemd-networkd-wait-online.service.d/kiln.conf",
 			"[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60\n", 0o644},
 	}
+	if bootTuning {
+		files = append(files, networkStageFiles()...)
+		files = append(files, growRootFiles()...)
+	}
+	return files, masks
+}
+
+// tuneImage writes kiln's image configuration into the tree: boot tuning,
+// networking, locale, fstab. It runs before the recipe's bake, so a recipe
+// can still override any of it.
+func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
+	files, masks := imageTuning(rootUUID, datasources, bootTuning)
 	for _, f := range files {
 		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
 			return err
@@ -127,13 +182,17 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 			return err
 		}
 	}
-	// networkd and resolved configure what cloud-init renders.
-	for _, l := range []struct{ target, link string }{
+	links := []struct{ target, link string }{
+		// networkd and resolved configure what cloud-init renders.
 		{"/lib/systemd/system/systemd-networkd.service", "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"},
 		{"/lib/systemd/system/systemd-networkd.socket", "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"},
 		{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
 		{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/multi-user.target.wants/systemd-resolved.service"},
-	} {
+	}
+	if bootTuning {
+		links = append(links, struct{ target, link string }{"/etc/systemd/system/kiln-grow-root.service", "/etc/systemd/system/sysinit.target.wants/kiln-grow-root.service"})
+	}
+	for _, l := range links {
 		if r.exists(l.target) {
 			if err := r.symlink(l.target, l.link); err != nil {
 				return err

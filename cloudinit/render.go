@@ -32,6 +32,10 @@ func (c *Config) Render() ([]byte, error) {
 type MetaData struct {
 	InstanceID    string `yaml:"instance-id"`
 	LocalHostname string `yaml:"local-hostname,omitempty"`
+	// DSMode "local" has cloud-init's local stage, before networking,
+	// apply the whole seed (init modules included); the network stage then
+	// has nothing to do. Empty means cloud-init's default, "net".
+	DSMode string `yaml:"dsmode,omitempty"`
 }
 
 // Render returns the meta-data bytes.

@@ -125,7 +125,11 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 	if err := p.checkSchema(s, origins); err != nil {
 		return nil, err
 	}
-	if s.MetaData, err = (cloudinit.MetaData{InstanceID: s.InstanceID, LocalHostname: host}).Render(); err != nil {
+	// Local mode: nothing a kiln seed does at init (users, keys, files,
+	// hostname, local data disks) needs the network, and applying it all
+	// before networking starts saves a guest one of cloud-init's stages
+	// and a network restart (kiln images skip the network stage then).
+	if s.MetaData, err = (cloudinit.MetaData{InstanceID: s.InstanceID, LocalHostname: host, DSMode: "local"}).Render(); err != nil {
 		return nil, err
 	}
 	if p.Boot.Network != nil {

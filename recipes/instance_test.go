@@ -155,7 +155,8 @@ func TestSeedDocuments(t *testing.T) {
 	if err := yaml.Unmarshal(s.MetaData, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md["local-hostname"] != "web-7" || !strings.HasPrefix(md["instance-id"], "i-") {
+	// dsmode local: cloud-init's local stage applies the whole seed.
+	if md["local-hostname"] != "web-7" || !strings.HasPrefix(md["instance-id"], "i-") || md["dsmode"] != "local" {
 		t.Errorf("meta-data: %v", md)
 	}
 	var ud map[string]any

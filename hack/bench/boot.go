@@ -39,7 +39,11 @@ func benchBoot() ([]string, error) {
 	}
 	var lines []string
 	worst := 1.0
+	only := benchRoles()
 	for _, r := range roles {
+		if only != nil && !only[r.example] {
+			continue
+		}
 		plan, err := recipes.LoadPlan(filepath.Join("examples", r.example+".yaml"))
 		if err != nil {
 			return nil, err
@@ -93,4 +97,18 @@ func bootSamples() int {
 		return n
 	}
 	return 2
+}
+
+// benchRoles limits the boot benchmark to the examples named in
+// $KILN_BENCH_ROLES (comma-separated); nil means all.
+func benchRoles() map[string]bool {
+	v := os.Getenv("KILN_BENCH_ROLES")
+	if v == "" {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, r := range strings.Split(v, ",") {
+		m[strings.TrimSpace(r)] = true
+	}
+	return m
 }
