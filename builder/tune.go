@@ -105,8 +105,8 @@ func growRootFiles() []treeFile {
 // tuningKey digests what tuning writes into an image, for cache keys: a
 // change to it makes a new image.
 func tuningKey(datasources []string, bootTuning bool) string {
-	files, masks := imageTuning("", datasources, bootTuning)
-	return shortDigest([]byte(fmt.Sprintf("%+v\n%q\n%q", files, masks, machineID(bootTuning))))
+	files, masks, links := imageTuning("", datasources, bootTuning)
+	return shortDigest([]byte(fmt.Sprintf("%+v\n%q\n%+v\n%q", files, masks, links, machineID(bootTuning))))
 }
 
 // tuningMasks are the units boot-time tuning masks.
@@ -127,8 +127,12 @@ type treeFile struct {
 	mode          uint32
 }
 
-// imageTuning is what tuneImage writes: files, and units to mask.
-func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]treeFile, []string) {
+// unitLink enables a unit: link points at target, if the tree has it.
+type unitLink struct{ target, link string }
+
+// imageTuning is all tuneImage writes: files, units to mask, units to
+// enable. tuningKey digests the same, so the cache key covers all of it.
+func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]treeFile, []string, []unitLink) {
 	masks := []string{
 		// No interactive first-boot wizard: nobody is at the console (an
 		// untuned image's /etc/machine-id says "uninitialized", which
@@ -140,9 +144,9 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]tree
 	if bootTuning {
 		masks = append(masks, tuningMasks...)
 	}
-	tuning := cloudConfigTuning(datasources, false)
-	if !bootTuning {
-		tuning = "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
+	tuning := "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
+	if bootTuning {
+		tuning = cloudConfigTuning(datasources, false)
 	}
 	files := []treeFile{
 		{"/etc/cloud/cloud.cfg.d/99-kiln.cfg", tuning, 0o644},
@@ -160,18 +164,26 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]tree
 		{"/etc/systemd/system/systemd-networkd-wait-online.service.d/kiln.conf",
 			"[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60\n", 0o644},
 	}
+	links := []unitLink{
+		// networkd and resolved configure what cloud-init renders.
+		{"/lib/systemd/system/systemd-networkd.service", "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"},
+		{"/lib/systemd/system/systemd-networkd.socket", "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"},
+		{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
+		{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/multi-user.target.wants/systemd-resolved.service"},
+	}
 	if bootTuning {
 		files = append(files, networkStageFiles()...)
 		files = append(files, growRootFiles()...)
+		links = append(links, unitLink{"/etc/systemd/system/kiln-grow-root.service", "/etc/systemd/system/sysinit.target.wants/kiln-grow-root.service"})
 	}
-	return files, masks
+	return files, masks, links
 }
 
 // tuneImage writes kiln's image configuration into the tree: boot tuning,
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
 // can still override any of it.
 func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
-	files, masks := imageTuning(rootUUID, datasources, bootTuning)
+	files, masks, links := imageTuning(rootUUID, datasources, bootTuning)
 	for _, f := range files {
 		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
 			return err
@@ -181,16 +193,6 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 		if err := r.symlink("/dev/null", "/etc/systemd/system/"+unit); err != nil {
 			return err
 		}
-	}
-	links := []struct{ target, link string }{
-		// networkd and resolved configure what cloud-init renders.
-		{"/lib/systemd/system/systemd-networkd.service", "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"},
-		{"/lib/systemd/system/systemd-networkd.socket", "/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"},
-		{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
-		{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/multi-user.target.wants/systemd-resolved.service"},
-	}
-	if bootTuning {
-		links = append(links, struct{ target, link string }{"/etc/systemd/system/kiln-grow-root.service", "/etc/systemd/system/sysinit.target.wants/kiln-grow-root.service"})
 	}
 	for _, l := range links {
 		if r.exists(l.target) {
