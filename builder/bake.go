@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/version"
@@ -119,7 +121,7 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 	}
 	st.pbase = newPackageBase(base, st.mirrors)
 	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
-		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning)}, "\n")))
+		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
 	inCache := func() bool {
 		_, err := os.Stat(b.cache.path("images", st.key, "manifest.json"))
 		return err == nil && !b.opts.NoCache
@@ -325,14 +327,14 @@ func (b *Builder) lintImage(ctx context.Context, image string) error {
 
 func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	d := st.plan.Recipe.Disk
-	size, sum, err := fileDigest(st.image)
+	sum, err := digest.File(st.image)
 	if err != nil {
 		return err
 	}
 	m := st.manifest
 	m.Disk.Format, m.Disk.Compression, m.Disk.Firmware = d.Format, d.Compression, d.Firmware
-	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), size
-	m.Artifacts = []Artifact{{Name: filepath.Base(st.image), Size: size, SHA256: sum}}
+	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), sum.Size
+	m.Artifacts = []Artifact{{Name: filepath.Base(st.image), Size: sum.Size, SHA256: sum.String()}}
 	m.Checks = st.plan.Checks
 	m.Build = ManifestBuildRun{Mode: "offline", Seconds: time.Since(st.started).Seconds(), SourceDateEpoch: b.epoch.Unix()}
 	return writeManifest(filepath.Join(st.work, "manifest.json"), m)
@@ -362,12 +364,12 @@ func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error
 		return nil, fmt.Errorf("cached manifest lists %d artifacts", len(m.Artifacts))
 	}
 	src := filepath.Join(dir, m.Artifacts[0].Name)
-	if err := placeOutput(src, output); err != nil {
+	if err := atomicfile.Copy(src, output, 0o644); err != nil {
 		return nil, err
 	}
 	// The copy is checked against the manifest: a cache entry damaged on
 	// disk is never handed out as a good image.
-	if size, sum, err := fileDigest(output); err != nil || sum != m.Artifacts[0].SHA256 || size != m.Artifacts[0].Size {
+	if sum, err := digest.File(output); err != nil || sum.String() != m.Artifacts[0].SHA256 || sum.Size != m.Artifacts[0].Size {
 		os.Remove(output)
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cached image %s does not match its manifest", key)

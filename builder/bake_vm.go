@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/version"
@@ -29,7 +30,7 @@ const DefaultBakeTimeout = 30 * time.Minute
 // standalone image.
 func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBase, output string) (*Result, error) {
 	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ","),
-		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning)}, "\n")))
+		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
 	if !b.opts.NoCache {
 		if res, err := b.fromCache(key, output); err == nil {
 			return res, nil
@@ -167,7 +168,7 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = WriteSeed(path, SeedISO, seed)
+	_, err = WriteSeed(path, SeedISO, seed, b.epoch)
 	return err
 }
 
@@ -320,7 +321,7 @@ func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image str
 	defer closer.Close()
 	pkgs, _ := installedPackages(fsys) // not every base is Debian
 	distro, release := osRelease(fsys)
-	size, sum, err := fileDigest(image)
+	sum, err := digest.File(image)
 	if err != nil {
 		return nil, err
 	}
@@ -332,8 +333,8 @@ func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image str
 		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(fsys), CloudInit: packageVersion(pkgs, "cloud-init")},
 		Packages: pkgs,
 		Disk: ManifestDisk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware,
-			VirtualSize: int64(d.Size), FileSize: size},
-		Artifacts: []Artifact{{Name: filepath.Base(image), Size: size, SHA256: sum}},
+			VirtualSize: int64(d.Size), FileSize: sum.Size},
+		Artifacts: []Artifact{{Name: filepath.Base(image), Size: sum.Size, SHA256: sum.String()}},
 		Checks:    plan.Checks,
 		Build:     ManifestBuildRun{Mode: "vm", Seconds: time.Since(started).Seconds(), SourceDateEpoch: b.epoch.Unix()},
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
@@ -110,7 +111,8 @@ func TestVMBake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, baseSum, _ := fileDigest(base)
+	baseDigest, _ := digest.File(base)
+	baseSum := baseDigest.String()
 	if res.Info.Base.Digest != baseSum || res.Info.Build.Mode != "vm" || packageVersion(res.Info.Packages, "tree") == "" {
 		t.Errorf("manifest: base %+v, mode %s", res.Info.Base, res.Info.Build.Mode)
 	}
@@ -151,7 +153,8 @@ func TestVMBakeFromURL(t *testing.T) {
 	base := plainImage(t, "")
 	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(base))))
 	defer srv.Close()
-	_, sum, _ := fileDigest(base)
+	baseDigest, _ := digest.File(base)
+	sum := baseDigest.String()
 	hex := strings.TrimPrefix(sum, "sha256:")
 	url := srv.URL + "/" + filepath.Base(base)
 

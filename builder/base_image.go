@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/kiln-project/kiln/disk/image"
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -34,11 +35,11 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 			return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base image %s: %v", base.Path, unwrapPath(err))}
 		}
 		b.note("base", "hashing %s", base.Path)
-		var err error
-		if _, sum, err = fileDigest(path); err != nil {
+		d, err := digest.File(path)
+		if err != nil {
 			return nil, err
 		}
-		sum = sum[len("sha256:"):]
+		sum = d.Hex
 	case recipes.BaseURL:
 		f := &fetch.Fetcher{Dir: b.cache.path("downloads"), Sink: b.sink}
 		res, err := f.Fetch(ctx, fetch.Request{URL: base.URL, SHA256: base.SHA256, SumsURL: base.Sums})

@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 )
@@ -36,8 +35,8 @@ type Options struct {
 	NoCache bool
 	// Progress receives progress events; default progress.Discard.
 	Progress progress.Sink
-	// Epoch stamps what the build makes; default $SOURCE_DATE_EPOCH, else
-	// the Unix epoch.
+	// Epoch stamps what the build makes (the build's SOURCE_DATE_EPOCH,
+	// read with internal/epoch); default epoch.Default.
 	Epoch time.Time
 	// QemuImg runs qemu-img; default qemu-img from PATH.
 	QemuImg qemu.Img
@@ -69,11 +68,7 @@ func New(opts Options) *Builder {
 	if opts.AptDir == "" {
 		opts.AptDir = "/etc/apt"
 	}
-	epoch := opts.Epoch
-	if epoch.IsZero() {
-		epoch = sourceDateEpoch()
-	}
-	return &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch}
+	return &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch)}
 }
 
 // Cache returns the builder's cache.
@@ -83,56 +78,7 @@ func (b *Builder) note(step, format string, args ...any) {
 	b.sink.Emit(progress.Event{Step: step, Kind: progress.Note, Msg: fmt.Sprintf(format, args...), Time: time.Now()})
 }
 
-func sourceDateEpoch() time.Time {
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		var n int64
-		if _, err := fmt.Sscan(v, &n); err == nil && n >= 0 {
-			return time.Unix(n, 0).UTC()
-		}
-	}
-	return time.Unix(0, 0).UTC()
-}
-
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-// placeOutput copies a cached artifact to dst atomically (temp file in
-// dst's directory, fsync, rename): never a half-written file at dst.
-func placeOutput(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	dir := filepath.Dir(dst)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.ReadFrom(in); err != nil {
-		return fmt.Errorf("write %s: %w", dst, diskFull(err))
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", dst, diskFull(err))
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	ok = true
-	return nil
-}
 
 // diskFull makes ENOSPC say what to do.
 func diskFull(err error) error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testutil"
@@ -102,7 +103,8 @@ func TestBakeBootLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size, sum, _ := fileDigest(out)
+	outDigest, _ := digest.File(out)
+	size, sum := outDigest.Size, outDigest.String()
 	if m.Artifacts[0].SHA256 != sum || m.Artifacts[0].Size != size || m.Disk.FileSize != size {
 		t.Errorf("manifest artifact %+v, file %d %s", m.Artifacts[0], size, sum)
 	}
@@ -127,7 +129,7 @@ func TestBakeBootLint(t *testing.T) {
 		}
 	}
 	// The image under test is never written to.
-	if _, after, _ := fileDigest(out); after != sum {
+	if after, _ := digest.File(out); after.String() != sum {
 		t.Error("booting the image changed it")
 	}
 }

@@ -2,11 +2,8 @@ package builder
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -210,19 +207,4 @@ func kernelVersion(fsys fs.FS) string {
 	}
 	sort.Strings(kernels)
 	return strings.TrimPrefix(path.Base(kernels[len(kernels)-1]), "vmlinuz-")
-}
-
-// fileDigest returns the size and sha256 of a file.
-func fileDigest(path string) (int64, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return 0, "", err
-	}
-	return n, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

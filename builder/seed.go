@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/iso"
@@ -53,10 +54,11 @@ type SeedResult struct {
 	Warnings     []string `json:"warnings,omitempty"`
 }
 
-// WriteSeed writes a seed image atomically: readable by its owner only when
-// it holds secrets.
-func WriteSeed(path string, format SeedFormat, s *recipes.Seed) (*SeedResult, error) {
-	opts := iso.Options{Format: iso.ISO9660}
+// WriteSeed writes a seed image atomically, stamped with modTime (the
+// build's SOURCE_DATE_EPOCH; zero means epoch.Default): readable by its
+// owner only when it holds secrets.
+func WriteSeed(path string, format SeedFormat, s *recipes.Seed, modTime time.Time) (*SeedResult, error) {
+	opts := iso.Options{Format: iso.ISO9660, ModTime: modTime}
 	if format == SeedVFAT {
 		opts.Format = iso.VFAT
 	}

@@ -236,7 +236,7 @@ func (b *Builder) testOnce(ctx context.Context, image, format string, plan *reci
 		return fail(err, nil)
 	}
 	seedPath := filepath.Join(work, "seed.iso")
-	if _, err := WriteSeed(seedPath, SeedISO, seed); err != nil {
+	if _, err := WriteSeed(seedPath, SeedISO, seed, b.epoch); err != nil {
 		return fail(err, nil)
 	}
 

@@ -7,5 +7,5 @@ import (
 )
 
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t)
+	testutil.CheckImports(t, "internal/epoch", "internal/atomicfile")
 }

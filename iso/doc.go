@@ -6,7 +6,8 @@
 // The writer is self-contained (standard library only), plans the whole
 // layout before it writes a byte, and is reproducible: identical entries,
 // label and ModTime give identical bytes, whatever the order of entries.
-// Timestamps default to [SourceDateEpoch].
+// Timestamps come from Options.ModTime (the build's SOURCE_DATE_EPOCH),
+// the Unix epoch when it is zero.
 //
 // Every seed holds one flat root directory, the layout cloud-localds
 // writes:

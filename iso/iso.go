@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/epoch"
 )
 
 // Entry is one file in the seed's flat root directory.
@@ -48,7 +49,8 @@ type Options struct {
 	// "CIDATA" for VFAT. VFAT labels are stored in upper case.
 	Label string
 	// ModTime stamps every file, the root directory and the volume; the
-	// zero value means SourceDateEpoch(). It is stored in UTC, truncated
+	// zero value means epoch.Default (the Unix epoch): callers pass the
+	// build's SOURCE_DATE_EPOCH (see internal/epoch). It is stored in UTC, truncated
 	// to the second (two seconds on FAT) and clamped to what the format
 	// can represent (1900-2155 for ISO9660, 1980-2107 for FAT).
 	ModTime time.Time
@@ -64,29 +66,6 @@ const (
 	// MaxTotalSize is the most file data, in bytes, a seed may hold.
 	MaxTotalSize = 64 << 20
 )
-
-// fallbackEpoch is used when SOURCE_DATE_EPOCH is unset or invalid.
-var fallbackEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// maxEpoch is the last second SOURCE_DATE_EPOCH may name (year 9999, the
-// end of ISO9660's 17-byte dates).
-var maxEpoch = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
-
-// SourceDateEpoch returns the time in $SOURCE_DATE_EPOCH (decimal seconds
-// since the Unix epoch, see reproducible-builds.org) in UTC. When the
-// variable is unset, empty, not a non-negative integer or past year 9999,
-// it returns the fixed epoch 2000-01-01T00:00:00Z.
-func SourceDateEpoch() time.Time {
-	v, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
-	if !ok || v == "" {
-		return fallbackEpoch
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > maxEpoch {
-		return fallbackEpoch
-	}
-	return time.Unix(n, 0).UTC()
-}
 
 // layout is a fully planned image: every size and offset is known, so
 // writing it cannot fail on bad input, only on the writer.
@@ -117,10 +96,7 @@ func Write(w io.Writer, opts Options, entries []Entry) error {
 
 // plan validates the input and builds the layout for opts.Format.
 func plan(opts Options, entries []Entry) (layout, error) {
-	mod := opts.ModTime
-	if mod.IsZero() {
-		mod = SourceDateEpoch()
-	}
+	mod := epoch.Or(opts.ModTime)
 	switch opts.Format {
 	case ISO9660:
 		label := opts.Label

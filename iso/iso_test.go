@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/epoch"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -161,45 +162,15 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-// TestZeroModTimeUsesSourceDateEpoch: a zero ModTime must mean
-// SourceDateEpoch(), so builds are reproducible without configuration.
-func TestZeroModTimeUsesSourceDateEpoch(t *testing.T) {
+// TestZeroModTime: a zero ModTime is the shared default epoch, whatever
+// the environment says: the caller decides the build's time.
+func TestZeroModTime(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", fmt.Sprint(testTime.Unix()))
 	for _, f := range formats {
 		zero := write(t, Options{Format: f}, seedEntries())
-		explicit := write(t, Options{Format: f, ModTime: testTime}, seedEntries())
+		explicit := write(t, Options{Format: f, ModTime: epoch.Default}, seedEntries())
 		if !bytes.Equal(zero, explicit) {
-			t.Errorf("%v: zero ModTime differs from ModTime = $SOURCE_DATE_EPOCH", f)
-		}
-	}
-}
-
-func TestSourceDateEpoch(t *testing.T) {
-	fallback := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	cases := []struct {
-		env  string
-		set  bool
-		want time.Time
-	}{
-		{set: false, want: fallback},
-		{env: "", set: true, want: fallback},
-		{env: "0", set: true, want: time.Unix(0, 0).UTC()},
-		{env: "1700000000", set: true, want: time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)},
-		{env: "abc", set: true, want: fallback},
-		{env: "-1", set: true, want: fallback},
-		{env: "1.5", set: true, want: fallback},
-		{env: " 1700000000", set: true, want: fallback},
-		{env: "99999999999999", set: true, want: fallback}, // past year 9999
-		{env: "99999999999999999999", set: true, want: fallback},
-	}
-	for _, c := range cases {
-		t.Setenv("SOURCE_DATE_EPOCH", c.env)
-		if !c.set {
-			os.Unsetenv("SOURCE_DATE_EPOCH")
-		}
-		got := SourceDateEpoch()
-		if !got.Equal(c.want) || got.Location() != time.UTC {
-			t.Errorf("SOURCE_DATE_EPOCH=%q (set %v): got %v, want %v UTC", c.env, c.set, got, c.want)
+			t.Errorf("%v: zero ModTime differs from ModTime = epoch.Default", f)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func TestWriteFileFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = WriteFile(blocker, 0o644, Options{}, seedEntries())
-	if err == nil || !strings.HasPrefix(err.Error(), "iso: rename ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "iso: ") || !strings.Contains(err.Error(), "rename") {
 		t.Fatalf("rename over a directory: error %v", err)
 	}
 	if n := dirNames(t, dir); len(n) != 2 || n[0] != "blocker" || n[1] != "seed.iso" {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/recipes"
 	"github.com/spf13/cobra"
 )
@@ -47,15 +49,30 @@ func addBuilderFlags(cmd *cobra.Command) {
 	cmd.Flags().String("mirror", "", "Debian mirror for package bases (default: the host's apt sources)")
 }
 
-func newBuilder(cmd *cobra.Command) *builder.Builder {
+// buildEpoch is the build's SOURCE_DATE_EPOCH; a value that is set but
+// invalid is a usage error, never silently replaced.
+func buildEpoch() (time.Time, error) {
+	t, err := epoch.FromEnv()
+	if err != nil {
+		return time.Time{}, usageError{err}
+	}
+	return t, nil
+}
+
+func newBuilder(cmd *cobra.Command) (*builder.Builder, error) {
+	when, err := buildEpoch()
+	if err != nil {
+		return nil, err
+	}
 	return builder.New(builder.Options{
+		Epoch:       when,
 		CacheDir:    cfg.GetString("cache-dir"),
 		Mirror:      cfg.GetString("mirror"),
 		NoCache:     cfg.GetBool("no-cache"),
 		KeepWorkDir: cfg.GetBool("keep-workdir"),
 		BakeTimeout: cfg.GetDuration("bake-timeout"),
 		Progress:    newRenderer(cmd.ErrOrStderr()),
-	})
+	}), nil
 }
 
 func bakeAction(cmd *cobra.Command, args []string) error {
@@ -70,7 +87,11 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if abs, err := filepath.Abs(out); err == nil {
 		out = abs
 	}
-	res, err := newBuilder(cmd).Bake(cmd.Context(), plan, out)
+	b, err := newBuilder(cmd)
+	if err != nil {
+		return err
+	}
+	res, err := b.Bake(cmd.Context(), plan, out)
 	if err != nil {
 		return err
 	}

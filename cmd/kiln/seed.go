@@ -41,7 +41,11 @@ func seedAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := builder.WriteSeed(out, format, seed)
+	when, err := buildEpoch()
+	if err != nil {
+		return err
+	}
+	res, err := builder.WriteSeed(out, format, seed, when)
 	if err != nil {
 		return err
 	}

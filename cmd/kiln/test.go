@@ -45,7 +45,10 @@ A failure shows the last lines of the serial console.`,
 }
 
 func testAction(cmd *cobra.Command, args []string) error {
-	b := newBuilder(cmd)
+	b, err := newBuilder(cmd)
+	if err != nil {
+		return err
+	}
 	target := args[0]
 	var plan *recipes.Plan
 	image := target

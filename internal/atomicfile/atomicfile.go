@@ -56,3 +56,16 @@ func WriteFrom(path string, perm os.FileMode, fill func(io.Writer) error) (err e
 	}
 	return nil
 }
+
+// Copy replaces dst with a copy of the file src, created with perm.
+func Copy(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return WriteFrom(dst, perm, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/progress"
 )
@@ -98,10 +99,11 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	got, err := fileSHA256(part)
+	d, err := digest.File(part)
 	if err != nil {
 		return nil, err
 	}
+	got := d.Hex
 	if got != want {
 		os.Remove(part) // never resume from bytes that do not hash right
 		return nil, &ChecksumError{URL: req.URL, Want: want, Got: got}
@@ -230,17 +232,4 @@ func (o *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return o.r.Read(p)
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
