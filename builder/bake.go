@@ -14,8 +14,8 @@ import (
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
-	"github.com/kiln-project/kiln/internal/version"
 	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -26,11 +26,11 @@ const imageLayout = "kiln-image-v7"
 
 // Result is a finished bake.
 type Result struct {
-	Image    string    `json:"image"`
-	Manifest string    `json:"manifest"`
-	Cached   bool      `json:"cached"` // reused from the cache: nothing was rebuilt
-	Key      string    `json:"key"`
-	Info     *Manifest `json:"-"`
+	Image    string             `json:"image"`
+	Manifest string             `json:"manifest"`
+	Cached   bool               `json:"cached"` // reused from the cache: nothing was rebuilt
+	Key      string             `json:"key"`
+	Info     *manifest.Manifest `json:"-"`
 }
 
 // bakeState is what the steps of one bake share.
@@ -45,7 +45,7 @@ type bakeState struct {
 	rootUUID string
 	raw      string
 	image    string // converted image in work
-	manifest *Manifest
+	manifest *manifest.Manifest
 	started  time.Time
 }
 
@@ -69,7 +69,7 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 		if err != nil {
 			return nil, err
 		}
-		return b.fromCacheWith(key, output, cached)
+		return b.fromCacheWith(plan, key, output, cached)
 	case base.Kind == recipes.BasePackages:
 		// vm mode on a package base: the base as a bootable image first
 		// (offline, cached), then booted once to apply the recipe.
@@ -104,12 +104,11 @@ func (b *Builder) packageBaseImage(ctx context.Context, plan *recipes.Plan, base
 	if err != nil {
 		return nil, err
 	}
-	m, err := ReadManifest(b.cache.path("images", key, "manifest.json"))
+	m, err := manifest.Read(b.cache.path("images", key, "manifest.json"))
 	if err != nil {
 		return nil, err
 	}
-	return &imageBase{Path: b.cache.path("images", key, m.Artifacts[0].Name), Format: m.Disk.Format,
-		SHA256: strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"), Ref: base.String() + " (kiln image)"}, nil
+	return b.vetBase(ctx, plan, base, b.cache.path("images", key, m.Artifacts[0].Name), strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"))
 }
 
 // ensureOffline bakes a package-based plan offline into the cache, unless
@@ -239,22 +238,13 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 
 func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	step := progress.Begin(b.sink, "sysprep", 0, "cleaning the image: machine-id, host keys, caches, logs, histories")
-	fsys := os.DirFS(st.tree.dir)
-	pkgs, err := installedPackages(fsys)
+	m, err := b.describe(st.plan, os.DirFS(st.tree.dir), true)
 	if err != nil {
-		return fmt.Errorf("reading the package list: %w", err)
+		return err
 	}
-	distro, release := osRelease(fsys)
-	st.manifest = &Manifest{
-		Kiln:     ManifestKiln{Version: version.String(), ImageLayout: imageLayout},
-		Recipe:   ManifestRecipe{Name: st.plan.Recipe.Name, File: st.plan.Recipe.File(), Digest: st.plan.Digest, ImageKey: st.key},
-		Base:     ManifestBase{Ref: st.base.String(), Kind: "packages", Key: st.pbase.Key(), Sources: st.pbase.Sources},
-		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(fsys), CloudInit: packageVersion(pkgs, "cloud-init")},
-		Packages: pkgs,
-	}
-	for _, r := range st.plan.Recipe.Roles {
-		st.manifest.Recipe.Roles = append(st.manifest.Recipe.Roles, r.Name)
-	}
+	m.Recipe.ImageKey = st.key
+	m.Base = manifest.Base{Ref: st.base.String(), Kind: manifest.BasePackages, Key: st.pbase.Key(), Sources: st.pbase.Sources}
+	st.manifest = m
 	if err := sysprep(st.tree, machineID(!b.opts.NoBootTuning)); err != nil {
 		return err
 	}
@@ -334,10 +324,9 @@ func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	m := st.manifest
 	m.Disk.Format, m.Disk.Compression, m.Disk.Firmware = d.Format, d.Compression, d.Firmware
 	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), sum.Size
-	m.Artifacts = []Artifact{{Name: filepath.Base(st.image), Size: sum.Size, SHA256: sum.String()}}
-	m.Checks = st.plan.Checks
-	m.Build = ManifestBuildRun{Mode: "offline", Seconds: time.Since(st.started).Seconds(), SourceDateEpoch: b.epoch.Unix()}
-	return writeManifest(filepath.Join(st.work, "manifest.json"), m)
+	m.Artifacts = []manifest.Artifact{{Name: filepath.Base(st.image), Size: sum.Size, SHA256: sum.String()}}
+	m.Build = manifest.Build{Mode: "offline", Duration: manifest.Duration(time.Since(st.started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix()}
+	return manifest.Write(filepath.Join(st.work, "manifest.json"), m)
 }
 
 // touch marks a cache entry used, for kiln cache prune --older-than.
@@ -347,13 +336,16 @@ func (b *Builder) touch(key string) {
 }
 
 // fromCache places a cached image at output, or returns errNotCached.
-func (b *Builder) fromCache(key, output string) (*Result, error) {
-	return b.fromCacheWith(key, output, true)
+func (b *Builder) fromCache(plan *recipes.Plan, key, output string) (*Result, error) {
+	return b.fromCacheWith(plan, key, output, true)
 }
 
-func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error) {
+// fromCacheWith places the cached image key at output, with its manifest
+// beside it naming plan (a boot-only change reuses an image baked from an
+// earlier version of the recipe; the manifest names the current one).
+func (b *Builder) fromCacheWith(plan *recipes.Plan, key, output string, cached bool) (*Result, error) {
 	dir := b.cache.path("images", key)
-	m, err := ReadManifest(filepath.Join(dir, "manifest.json"))
+	m, err := manifest.Read(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errNotCached
@@ -375,8 +367,9 @@ func (b *Builder) fromCacheWith(key, output string, cached bool) (*Result, error
 		return nil, fmt.Errorf("cached image %s does not match its manifest", key)
 	}
 	m.Artifacts[0].Name = filepath.Base(output)
-	mpath := ManifestPath(output)
-	if err := writeManifest(mpath, m); err != nil {
+	mpath := manifest.PathFor(output)
+	b.nameRecipe(m, plan, mpath)
+	if err := manifest.Write(mpath, m); err != nil {
 		return nil, err
 	}
 	if cached {

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/boot"
+	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
-	"github.com/kiln-project/kiln/internal/version"
-	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/seed"
 )
 
 // DefaultBakeTimeout bounds a VM bake: boot, packages, commands, sysprep.
@@ -32,7 +34,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ","),
 		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
 	if !b.opts.NoCache {
-		if res, err := b.fromCache(key, output); err == nil {
+		if res, err := b.fromCache(plan, key, output); err == nil {
 			return res, nil
 		}
 	}
@@ -41,7 +43,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 		return nil, err
 	}
 	defer unlock()
-	if res, err := b.fromCache(key, output); err == nil && !b.opts.NoCache {
+	if res, err := b.fromCache(plan, key, output); err == nil && !b.opts.NoCache {
 		return res, nil
 	}
 	work, err := b.cache.tempDir("vmbake")
@@ -51,18 +53,9 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	defer os.RemoveAll(work)
 	started := time.Now()
 
-	// The VM writes to an overlay: the cached base is never modified.
-	info, err := b.opts.QemuImg.Info(ctx, base.Path)
-	if err != nil {
-		return nil, err
-	}
-	size := max(int64(plan.Recipe.Disk.Size), info.VirtualSize)
-	if int64(plan.Recipe.Disk.Size) < info.VirtualSize {
-		b.note("bake", "the base is %d MiB, more than disk.size %s: keeping the base's size", info.VirtualSize>>20, plan.Recipe.Disk.Size)
-	}
-	overlay := filepath.Join(work, "overlay.qcow2")
-	if err := b.opts.QemuImg.CreateOverlay(ctx, base.Path, base.Format, overlay, size); err != nil {
-		return nil, err
+	size := max(int64(plan.Recipe.Disk.Size), base.VirtualSize)
+	if int64(plan.Recipe.Disk.Size) < base.VirtualSize {
+		b.note("bake", "the base is %d MiB, more than disk.size %s: keeping the base's size", base.VirtualSize>>20, plan.Recipe.Disk.Size)
 	}
 	seedPath := filepath.Join(work, "bake-seed.iso")
 	if err := b.writeBakeSeed(plan, seedPath); err != nil {
@@ -73,20 +66,15 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 		fw = qemu.Firmware(plan.Recipe.Disk.Firmware[0])
 	}
 	accel, why := qemu.DetectAccel()
-	cfg := qemu.Config{Accel: accel, Firmware: fw, MemoryMiB: 1024,
-		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2"}, {Path: seedPath, Format: "raw", ReadOnly: true}},
-		NICs:   []qemu.NIC{{}}}
-	if fw == qemu.UEFI {
-		if cfg.FirmwareCode, cfg.FirmwareVars, err = qemu.FindFirmware(fw); err != nil {
-			return nil, err
-		}
-	}
 	step := progress.Begin(b.sink, "vm-bake", 0, fmt.Sprintf("booting %s once under %s (%s: %s) to apply the bake section", base.Ref, fw, accel, why))
-	m, err := qemu.Start(ctx, cfg, work)
+	// The VM writes to an overlay: the base is never modified.
+	m, err := b.opts.Boot.Start(ctx, boot.Spec{Image: base.Path, Format: base.Format, Size: size, Seed: seedPath,
+		Firmware: fw, Accel: accel, MemoryMiB: 1024, WorkDir: work})
 	if err != nil {
 		return nil, err
 	}
 	defer m.Kill()
+	overlay := m.Overlay
 	followCtx, stopFollow := context.WithCancel(ctx)
 	cleaned := make(chan struct{})
 	go followConsole(followCtx, m, step, cleaned)
@@ -110,7 +98,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	}
 	step.End("cloud-init done, guest cleaned and powered off")
 
-	image, err := b.convertFlatten(ctx, plan, overlay, work)
+	image, err := b.convertFlatten(ctx, plan, overlay, base, work)
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +109,14 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	if err != nil {
 		return nil, err
 	}
-	if err := writeManifest(filepath.Join(work, "manifest.json"), m2); err != nil {
+	if err := manifest.Write(filepath.Join(work, "manifest.json"), m2); err != nil {
 		return nil, err
 	}
 	os.Remove(overlay)
 	if err := b.cache.commit(work, b.cache.path("images", key)); err != nil {
 		return nil, err
 	}
-	return b.fromCacheWith(key, output, false)
+	return b.fromCacheWith(plan, key, output, false)
 }
 
 // writeBakeSeed writes the seed of a VM bake: the bake section as
@@ -156,7 +144,7 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/network-stage" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
 		}
 	}
-	seed, err := plan.Seed(recipes.Instance{
+	s, err := plan.Seed(recipes.Instance{
 		Name:        "kiln-bake",
 		ID:          "kiln-bake-" + hex.EncodeToString(nonce), // a fresh instance for cloud-init, every build
 		Hostname:    "kiln-bake",
@@ -168,7 +156,7 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = WriteSeed(path, SeedISO, seed, b.epoch)
+	_, err = seed.Write(path, s, seed.Options{ModTime: b.epoch})
 	return err
 }
 
@@ -197,7 +185,7 @@ func bakeVerdict(console string, step *progress.Step, timedOut bool, waitErr err
 		}
 		return fmt.Errorf("the VM stopped before cloud-init reported a result (%v)", waitErr)
 	}
-	res, err := parseCloudInitResult([]byte(m[len(m)-1][1]))
+	res, err := boot.ParseCloudInitResult([]byte(m[len(m)-1][1]))
 	if err != nil {
 		return err
 	}
@@ -235,7 +223,7 @@ var errNoPowerOff = errors.New("the guest cleaned itself but did not power off")
 // reported its cleanup on the console. A guest that does not within the
 // grace period is asked through ACPI (a warning: the image is clean, its
 // power-off path is not); one that ignores that too is an error.
-func (b *Builder) waitPowerOff(ctx context.Context, m *qemu.Machine, step *progress.Step, cleaned <-chan struct{}) error {
+func (b *Builder) waitPowerOff(ctx context.Context, m boot.Machine, step *progress.Step, cleaned <-chan struct{}) error {
 	select {
 	case <-m.Done():
 		return m.Wait(ctx)
@@ -272,7 +260,7 @@ func (b *Builder) waitPowerOff(ctx context.Context, m *qemu.Machine, step *progr
 
 // followConsole turns interesting console lines into progress notes and
 // closes cleaned when the guest reports its cleanup done.
-func followConsole(ctx context.Context, m *qemu.Machine, step *progress.Step, cleaned chan<- struct{}) {
+func followConsole(ctx context.Context, m boot.Machine, step *progress.Step, cleaned chan<- struct{}) {
 	seen := false
 	m.FollowConsole(ctx, func(line string) bool {
 		if consoleNote.MatchString(line) && !strings.Contains(line, "KILN-BAKE-RESULT") {
@@ -288,7 +276,7 @@ func followConsole(ctx context.Context, m *qemu.Machine, step *progress.Step, cl
 
 // convertFlatten writes the overlay with its base as one standalone,
 // compressed image.
-func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overlay, work string) (string, error) {
+func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overlay string, base *imageBase, work string) (string, error) {
 	d := plan.Recipe.Disk
 	out := filepath.Join(work, "image."+d.Format)
 	compression := d.Compression
@@ -313,34 +301,26 @@ func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overla
 }
 
 // vmManifest describes a VM-baked image, read from the image itself.
-func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image string, started time.Time) (*Manifest, error) {
-	fsys, closer, err := lint.OpenRoot(image)
+func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image string, started time.Time) (*manifest.Manifest, error) {
+	root, closer, err := disk.OpenRoot(image)
 	if err != nil {
 		return nil, err
 	}
 	defer closer.Close()
-	pkgs, _ := installedPackages(fsys) // not every base is Debian
-	distro, release := osRelease(fsys)
+	m, err := b.describe(plan, root, false) // not every base is Debian
+	if err != nil {
+		return nil, err
+	}
 	sum, err := digest.File(image)
 	if err != nil {
 		return nil, err
 	}
 	d := plan.Recipe.Disk
-	m := &Manifest{
-		Kiln:     ManifestKiln{Version: version.String(), ImageLayout: imageLayout},
-		Recipe:   ManifestRecipe{Name: plan.Recipe.Name, File: plan.Recipe.File(), Digest: plan.Digest, ImageKey: key},
-		Base:     ManifestBase{Ref: base.Ref, Kind: "image", Digest: "sha256:" + base.SHA256},
-		OS:       ManifestOS{Distro: distro, Release: release, Kernel: kernelVersion(fsys), CloudInit: packageVersion(pkgs, "cloud-init")},
-		Packages: pkgs,
-		Disk: ManifestDisk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware,
-			VirtualSize: int64(d.Size), FileSize: sum.Size},
-		Artifacts: []Artifact{{Name: filepath.Base(image), Size: sum.Size, SHA256: sum.String()}},
-		Checks:    plan.Checks,
-		Build:     ManifestBuildRun{Mode: "vm", Seconds: time.Since(started).Seconds(), SourceDateEpoch: b.epoch.Unix()},
-	}
-	for _, r := range plan.Recipe.Roles {
-		m.Recipe.Roles = append(m.Recipe.Roles, r.Name)
-	}
+	m.Recipe.ImageKey = key
+	m.Base = manifest.Base{Ref: base.Ref, Kind: manifest.BaseImage, Digest: "sha256:" + base.SHA256}
+	m.Disk = manifest.Disk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware, VirtualSize: int64(d.Size), FileSize: sum.Size}
+	m.Artifacts = []manifest.Artifact{{Name: filepath.Base(image), Size: sum.Size, SHA256: sum.String()}}
+	m.Build = manifest.Build{Mode: "vm", Duration: manifest.Duration(time.Since(started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix()}
 	if info, err := b.opts.QemuImg.Info(context.Background(), image); err == nil {
 		m.Disk.VirtualSize = info.VirtualSize
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
 	"github.com/kiln-project/kiln/internal/progress"
@@ -113,7 +115,7 @@ func TestVMBake(t *testing.T) {
 	}
 	baseDigest, _ := digest.File(base)
 	baseSum := baseDigest.String()
-	if res.Info.Base.Digest != baseSum || res.Info.Build.Mode != "vm" || packageVersion(res.Info.Packages, "tree") == "" {
+	if res.Info.Base.Digest != baseSum || res.Info.Build.Mode != "vm" || res.Info.Package("tree") == "" {
 		t.Errorf("manifest: base %+v, mode %s", res.Info.Base, res.Info.Build.Mode)
 	}
 	info, err := qemu.Img{}.Info(ctx, out)
@@ -123,7 +125,7 @@ func TestVMBake(t *testing.T) {
 	if rep, err := lint.Image(ctx, out); err != nil || !rep.Clean() {
 		t.Fatalf("lint: %v %+v", err, rep)
 	}
-	reports, err := b.Test(ctx, out, plan, TestOptions{BootTimeout: 8 * time.Minute, Inspect: func(ctx context.Context, g *Guest) error {
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{BootTimeout: 8 * time.Minute, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		// growpart grew the root to the bigger disk.
 		out, _, err := g.Exec(ctx, "df --output=size -B1M / | tail -1")
 		if err != nil {
@@ -185,7 +187,7 @@ func TestVMBakeFromURL(t *testing.T) {
 	if res.Info.Base.Digest != sum || res.Info.Base.Ref != url {
 		t.Errorf("manifest base: %+v", res.Info.Base)
 	}
-	fsys, closer, err := lint.OpenRoot(out)
+	fsys, closer, err := disk.OpenRoot(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,13 +278,13 @@ disk: {size: 2GiB, firmware: [bios]}
 		t.Fatal(err)
 	}
 	if res.Info.Build.Mode != "vm" || res.Info.Base.Kind != "image" || !strings.HasPrefix(res.Info.Base.Digest, "sha256:") ||
-		packageVersion(res.Info.Packages, "tree") == "" {
-		t.Errorf("manifest: mode %s, base %+v, tree %q", res.Info.Build.Mode, res.Info.Base, packageVersion(res.Info.Packages, "tree"))
+		res.Info.Package("tree") == "" {
+		t.Errorf("manifest: mode %s, base %+v, tree %q", res.Info.Build.Mode, res.Info.Base, res.Info.Package("tree"))
 	}
 	if rep, err := lint.Image(context.Background(), out); err != nil || !rep.Clean() {
 		t.Fatalf("lint: %v %+v", err, rep)
 	}
-	fsys, closer, err := lint.OpenRoot(out)
+	fsys, closer, err := disk.OpenRoot(out)
 	if err != nil {
 		t.Fatal(err)
 	}

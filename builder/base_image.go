@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
@@ -16,8 +17,10 @@ import (
 type imageBase struct {
 	Path   string // local file (in the cache for downloads)
 	Format string // qcow2 or raw
-	SHA256 string // hex digest of the file
-	Ref    string // what the recipe said
+	// VirtualSize is the disk size the guest sees, in bytes.
+	VirtualSize int64
+	SHA256      string // hex digest of the file
+	Ref         string // what the recipe said
 }
 
 // resolveImageBase finds, downloads or verifies an image base and names
@@ -56,6 +59,12 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 	default:
 		return nil, fmt.Errorf("bake: base %s is not a disk image", base)
 	}
+	return b.vetBase(ctx, plan, base, path, sum)
+}
+
+// vetBase checks an image base before anything opens it: a qcow2 or raw
+// disk, no backing file, a sane size (see boot.Vet).
+func (b *Builder) vetBase(ctx context.Context, plan *recipes.Plan, base recipes.Base, path, sum string) (*imageBase, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -77,7 +86,11 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
 			Msg: fmt.Sprintf("base %s is raw data with neither a partition table nor a boot sector: not a disk image", base)}
 	}
-	return &imageBase{Path: path, Format: format, SHA256: sum, Ref: base.String()}, nil
+	info, err := boot.Vet(ctx, path)
+	if err != nil {
+		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base %s: %v", base, err)}
+	}
+	return &imageBase{Path: path, Format: info.Format, VirtualSize: info.VirtualSize, SHA256: sum, Ref: base.String()}, nil
 }
 
 // looksBootable reports an MBR boot signature or a GPT header on a raw disk.

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
@@ -38,8 +40,10 @@ type Options struct {
 	// Epoch stamps what the build makes (the build's SOURCE_DATE_EPOCH,
 	// read with internal/epoch); default epoch.Default.
 	Epoch time.Time
-	// QemuImg runs qemu-img; default qemu-img from PATH.
-	QemuImg qemu.Img
+	// QemuImg runs qemu-img; default qemu.Img{} (qemu-img from PATH).
+	QemuImg ImageTool
+	// Boot starts the guests of VM bakes; the zero value runs QEMU.
+	Boot boot.Runner
 	// BakeTimeout bounds a VM bake; default DefaultBakeTimeout.
 	BakeTimeout time.Duration
 	// PowerOffGrace is how long a VM-baked guest that has cleaned itself
@@ -49,6 +53,15 @@ type Options struct {
 	// datasource list, trimmed cloud-init modules, fast host keys), so a
 	// benchmark can measure what the tuning buys. Not for real images.
 	NoBootTuning bool
+}
+
+// ImageTool is what the bake pipeline needs of qemu-img. qemu.Img
+// implements it; unit tests use fakes.
+type ImageTool interface {
+	Info(ctx context.Context, path string) (*qemu.ImageInfo, error)
+	Check(ctx context.Context, path string) error
+	Compare(ctx context.Context, a, b string) error
+	Convert(ctx context.Context, src, dst string, o qemu.ConvertOptions) error
 }
 
 // Builder bakes images. It is safe to use from one goroutine at a time;
@@ -67,6 +80,9 @@ func New(opts Options) *Builder {
 	}
 	if opts.AptDir == "" {
 		opts.AptDir = "/etc/apt"
+	}
+	if opts.QemuImg == nil {
+		opts.QemuImg = qemu.Img{}
 	}
 	return &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch)}
 }

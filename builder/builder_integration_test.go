@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/lint"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -99,7 +101,7 @@ func TestBakeBootLint(t *testing.T) {
 	if err != nil || info.Format != "qcow2" || info.Compression != "zstd" || info.BackingFile != "" || info.VirtualSize != 2<<30 {
 		t.Fatalf("qemu-img info: %+v %v", info, err)
 	}
-	m, err := ReadManifest(res.Manifest)
+	m, err := manifest.Read(res.Manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +110,14 @@ func TestBakeBootLint(t *testing.T) {
 	if m.Artifacts[0].SHA256 != sum || m.Artifacts[0].Size != size || m.Disk.FileSize != size {
 		t.Errorf("manifest artifact %+v, file %d %s", m.Artifacts[0], size, sum)
 	}
-	if packageVersion(m.Packages, "tree") == "" || packageVersion(m.Packages, "cloud-init") == "" || m.OS.Kernel == "" || m.Recipe.Digest != plan.Digest {
+	if m.Package("tree") == "" || m.Package("cloud-init") == "" || m.OS.Kernel == "" || m.Recipe.Digest != plan.Digest {
 		t.Errorf("manifest content: %+v", m.OS)
 	}
 	rep, err := lint.Image(ctx, out)
 	if err != nil || !rep.Clean() {
 		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
 	}
-	reports, err := b.Test(ctx, out, plan, TestOptions{Firmware: []string{"bios", "uefi"}, BootTimeout: 8 * time.Minute})
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Firmware: []string{"bios", "uefi"}, BootTimeout: 8 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +226,7 @@ func TestTestUnbootableKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	reports, err := newTestBuilder(t, nil).Test(ctx, out, plan, TestOptions{Firmware: []string{"bios"}, BootTimeout: 4 * time.Minute})
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Firmware: []string{"bios"}, BootTimeout: 4 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

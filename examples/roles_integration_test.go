@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/internal/testutil"
-	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -51,7 +53,7 @@ func variant(t *testing.T, example, body string) string {
 }
 
 // bakeAndTest bakes a recipe and boots it once under BIOS.
-func bakeAndTest(t *testing.T, recipe string, opts builder.TestOptions) builder.TestReport {
+func bakeAndTest(t *testing.T, recipe string, opts imagetest.Options) imagetest.Report {
 	t.Helper()
 	ctx := context.Background()
 	plan, err := recipes.LoadPlan(recipe)
@@ -67,14 +69,14 @@ func bakeAndTest(t *testing.T, recipe string, opts builder.TestOptions) builder.
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 8 * time.Minute
 	}
-	reports, err := b.Test(ctx, img, plan, opts)
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(img, plan), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return reports[0]
 }
 
-func requireOK(t *testing.T, r builder.TestReport) {
+func requireOK(t *testing.T, r imagetest.Report) {
 	t.Helper()
 	if !r.OK {
 		t.Fatalf("%s\nchecks: %+v\nguest:\n%s\nconsole:\n%s", r.Error, r.Checks, r.Diagnostics, r.ConsoleTail)
@@ -98,7 +100,7 @@ func poll(ctx context.Context, d time.Duration, f func() error) error {
 	}
 }
 
-func mustExec(ctx context.Context, g *builder.Guest, sh string) (string, error) {
+func mustExec(ctx context.Context, g *imagetest.Guest, sh string) (string, error) {
 	out, code, err := g.Exec(ctx, sh)
 	if err != nil {
 		return out, err
@@ -112,7 +114,7 @@ func mustExec(ctx context.Context, g *builder.Guest, sh string) (string, error) 
 // app-host: the app answers over HTTP, and comes back after being killed.
 func TestRoleAppHostInVM(t *testing.T) {
 	needVM(t)
-	r := bakeAndTest(t, "app-host.yaml", builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+	r := bakeAndTest(t, "app-host.yaml", imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		pid, err := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
 		if err != nil {
 			return err
@@ -155,7 +157,7 @@ roles:
         - {name: heartbeat, schedule: "* * * * *", command: "date -u >> /var/lib/heartbeat.log", timeout: 30s}
         - {name: overrun, schedule: "*:*:0/20", command: [sleep, "300"], timeout: 5s}
 `)
-	r := bakeAndTest(t, recipe, builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+	r := bakeAndTest(t, recipe, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		err := poll(ctx, 4*time.Minute, func() error {
 			out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/heartbeat.json && wc -l < /var/lib/heartbeat.log")
 			if err != nil {
@@ -207,7 +209,7 @@ roles:
         echo "processing $DATASET"
         exit 3
 `)
-	r := bakeAndTest(t, recipe, builder.TestOptions{})
+	r := bakeAndTest(t, recipe, imagetest.Options{})
 	if r.Job == nil {
 		t.Fatalf("no job result: %s\n%s", r.Error, r.ConsoleTail)
 	}
@@ -236,10 +238,10 @@ roles:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bakeAndTest(t, recipe, builder.TestOptions{
+	r := bakeAndTest(t, recipe, imagetest.Options{
 		DataDisks: []int64{1 << 30},
 		Resolver:  recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": password}),
-		Inspect: func(ctx context.Context, g *builder.Guest) error {
+		Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 			addr, _ := g.Addr(5432)
 			host, port, _ := net.SplitHostPort(addr)
 			q := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "app", "-d", "appdb", "-tAc", "select current_user || '@' || current_database()")
@@ -282,7 +284,7 @@ roles:
 	if _, err := b.Bake(context.Background(), plan, img); err != nil {
 		t.Fatal(err)
 	}
-	fsys, closer, err := lint.OpenRoot(img)
+	fsys, closer, err := disk.OpenRoot(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +335,7 @@ roles:
 checks:
   - http: {port: 80, path: /, contains: backend-}
 `, ports[0], ports[1]))
-	r := bakeAndTest(t, recipe, builder.TestOptions{Inspect: func(ctx context.Context, g *builder.Guest) error {
+	r := bakeAndTest(t, recipe, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		addr, _ := g.Addr(80)
 		get := func() (string, error) {
 			resp, err := http.Get("http://" + addr + "/")
@@ -378,8 +380,8 @@ checks:
 // and dnsmasq on the LAN answers DNS for a configured host.
 func TestRoleNetworkInVM(t *testing.T) {
 	needVM(t)
-	lan := builder.TestNIC{Net: "10.10.0.0/24", Forwards: []builder.TestForward{{Proto: "udp", GuestAddr: "10.10.0.1", GuestPort: 53}}}
-	r := bakeAndTest(t, "network.yaml", builder.TestOptions{NICs: []builder.TestNIC{lan}, Inspect: func(ctx context.Context, g *builder.Guest) error {
+	lan := boot.NIC{Net: "10.10.0.0/24", Forwards: []boot.Forward{{Proto: "udp", GuestAddr: "10.10.0.1", GuestPort: 53}}}
+	r := bakeAndTest(t, "network.yaml", imagetest.Options{NICs: []boot.NIC{lan}, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		addr, err := g.AddrOn(1, "udp", 53)
 		if err != nil {
 			return err
@@ -406,7 +408,7 @@ func TestRoleNetworkInVM(t *testing.T) {
 // Several roles on one VM: the multi-role example passes both roles' checks.
 func TestMultiRoleInVM(t *testing.T) {
 	needVM(t)
-	r := bakeAndTest(t, "multi-role.yaml", builder.TestOptions{})
+	r := bakeAndTest(t, "multi-role.yaml", imagetest.Options{})
 	requireOK(t, r)
 	names := map[string]bool{}
 	for _, c := range r.Checks {

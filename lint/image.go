@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/disk/ext4"
-	"github.com/kiln-project/kiln/disk/gpt"
 	"github.com/kiln-project/kiln/disk/image"
 )
 
@@ -35,22 +35,6 @@ type Report struct {
 // Clean reports whether no rule was violated.
 func (r *Report) Clean() bool { return len(r.Violations) == 0 }
 
-// OpenRoot opens the Linux root filesystem of the disk image at path, for
-// reading files of an image (or of a stopped VM's disk) offline. Close the
-// returned closer when done.
-func OpenRoot(path string) (FS, io.Closer, error) {
-	img, err := image.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	root, _, err := findRoot(img)
-	if err != nil {
-		img.Close()
-		return nil, nil, fmt.Errorf("lint: %s: %w", path, err)
-	}
-	return root, img, nil
-}
-
 // Image lints the disk image at path: it finds the Linux root filesystem
 // (ext4, the partition holding /etc/os-release), runs every rule on it, and
 // checks that its free space holds no old data.
@@ -61,17 +45,17 @@ func Image(ctx context.Context, path string) (*Report, error) {
 	}
 	defer img.Close()
 	rep := &Report{Image: path, Format: string(img.Format()), Rules: RuleNames()}
-	root, part, err := findRoot(img)
+	root, err := disk.FindRoot(img)
 	if err != nil {
 		return nil, fmt.Errorf("lint: %s: %w", path, err)
 	}
-	rep.Root = part.name
+	rep.Root = root.Where
 	rep.OS = osName(root)
-	rep.Violations = CheckFS(root)
+	rep.Violations = CheckFS(root.FS)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dirty, err := dirtyFreeSpace(ctx, img, root, part.offset)
+	dirty, err := dirtyFreeSpace(ctx, img, root.FS, root.Offset)
 	if err != nil {
 		return nil, fmt.Errorf("lint: %s: checking free space: %w", path, err)
 	}
@@ -80,42 +64,6 @@ func Image(ctx context.Context, path string) (*Report, error) {
 			Message: fmt.Sprintf("%d MiB of free filesystem space holds old data: it bloats the image; discard it (fstrim, or zero it before converting)", dirty>>20)})
 	}
 	return rep, nil
-}
-
-type partition struct {
-	name   string
-	offset int64
-	size   int64
-}
-
-// findRoot returns the root filesystem: the first ext2/3/4 filesystem, in a
-// GPT partition or on the whole disk, that holds etc/os-release.
-func findRoot(img *image.Image) (*ext4.FS, partition, error) {
-	var cands []partition
-	if t, err := gpt.Read(img, img.Size()); err == nil {
-		for i, p := range t.Partitions {
-			cands = append(cands, partition{name: fmt.Sprintf("partition %d (%s)", i+1, p.Name), offset: p.Offset(), size: p.Size()})
-		}
-	}
-	cands = append(cands, partition{name: "whole disk", offset: 0, size: img.Size()})
-	var lastErr error
-	for _, c := range cands {
-		fsys, err := ext4.Open(io.NewSectionReader(img, c.offset, c.size), c.size)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if _, err := fs.Stat(fsys, "etc/os-release"); err == nil {
-			return fsys, c, nil
-		}
-		if _, err := fs.Stat(fsys, "usr/lib/os-release"); err == nil {
-			return fsys, c, nil
-		}
-	}
-	if lastErr == nil {
-		lastErr = errors.New("no filesystem")
-	}
-	return nil, partition{}, fmt.Errorf("no Linux root filesystem (ext2/3/4 with /etc/os-release) found (%v)", lastErr)
 }
 
 func osName(fsys fs.FS) string {

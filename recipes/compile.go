@@ -76,7 +76,10 @@ func Compile(r *Recipe) (*Plan, error) {
 	for i, c := range bt.Commands {
 		p.Boot.Commands = append(p.Boot.Commands, PlanCommand{Command: c, Origin: fmt.Sprintf("boot.commands[%d]", i)})
 	}
-	p.Checks = append(p.Checks, r.Checks...)
+	for i, c := range r.Checks {
+		c.Origin = fmt.Sprintf("checks[%d]", i)
+		p.Checks = append(p.Checks, c)
+	}
 	for i := range p.Checks {
 		defaultCheck(&p.Checks[i])
 	}

@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -130,7 +131,10 @@ func (c *contribution) bootCommand(cmd Command) {
 	c.plan.Boot.Commands = append(c.plan.Boot.Commands, PlanCommand{Command: cmd, Origin: c.origin})
 }
 
-func (c *contribution) check(ch Check) { c.plan.Checks = append(c.plan.Checks, ch) }
+func (c *contribution) check(ch Check) {
+	ch.Origin = c.origin
+	c.plan.Checks = append(c.plan.Checks, ch)
+}
 
 func uniqueSorted(in []string) []string {
 	m := map[string]bool{}
@@ -152,6 +156,53 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// BootOrigins are the recipe paths that configure something at first boot
+// beyond the host name — users, files, commands, network, data disks: the
+// recipe's boot section ("boot") and the roles that contribute to it
+// ("roles[0].database"). A check from one of them needs the recipe's own
+// instance seed to mean anything.
+func (p *Plan) BootOrigins() []string {
+	set := map[string]bool{}
+	root := func(origin string) string {
+		if strings.HasPrefix(origin, "boot.") || origin == "boot" {
+			return "boot"
+		}
+		if i := strings.Index(origin, "]."); strings.HasPrefix(origin, "roles[") && i > 0 {
+			if j := strings.IndexAny(origin[i+2:], ".["); j >= 0 {
+				return origin[:i+2+j]
+			}
+		}
+		return origin
+	}
+	if len(p.Boot.Users) > 0 || p.Boot.Network != nil && p.Recipe.Boot.Network != nil || p.Boot.Timezone != "" {
+		set["boot"] = true
+	}
+	for _, f := range p.Boot.Files {
+		set[root(f.Origin)] = true
+	}
+	for _, c := range p.Boot.Commands {
+		set[root(c.Origin)] = true
+	}
+	for _, d := range p.Boot.DataDisks {
+		set[root(d.Origin)] = true
+	}
+	return sortedKeys(set)
+}
+
+// NeedsBoot reports whether check c can mean anything only with the
+// recipe's own instance seed: it comes from a role that configures
+// something at first boot, or from the recipe's checks when its boot
+// section does.
+func (p *Plan) NeedsBoot(c Check) bool {
+	origins := p.BootOrigins()
+	for _, o := range origins {
+		if o == c.Origin || (o == "boot" && strings.HasPrefix(c.Origin, "checks[")) {
+			return true
+		}
+	}
+	return false
 }
 
 // PowerOffJob returns the timeout of the role job that powers the VM off

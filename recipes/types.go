@@ -83,6 +83,10 @@ type Check struct {
 	TCP     *TCPCheck     `yaml:"tcp" doc:"TCP connect through a forwarded port"`
 	Command *CommandCheck `yaml:"command" doc:"command run in the guest"`
 	Timeout Duration      `yaml:"timeout" doc:"how long to keep retrying before failing; default 2m"`
+
+	// Origin is the recipe path that asked for the check: "checks[1]" or
+	// a role's path, "roles[0].database".
+	Origin string `yaml:"-"`
 }
 
 // HTTPCheck probes an HTTP endpoint in the guest.

@@ -62,10 +62,11 @@ func exitCode(err error) int {
 	var el recipes.ErrorList
 	var re *recipes.Error
 	var ue usageError
+	var ii invalidInput
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitSignal
-	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue):
+	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ii):
 		return exitInvalid
 	}
 	return exitFailure

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/seed"
 	"github.com/kiln-project/kiln/recipes"
 	"github.com/spf13/cobra"
 )
@@ -54,31 +54,31 @@ func instanceSeed(file string) (*recipes.Seed, error) {
 }
 
 func renderAction(cmd *cobra.Command, args []string) error {
-	seed, err := instanceSeed(args[0])
+	sd, err := instanceSeed(args[0])
 	if err != nil {
 		return err
 	}
 	dir := cfg.GetString("dir")
 	if dir == "" {
-		if seed.HoldsSecrets {
+		if sd.HoldsSecrets {
 			return usageError{fmt.Errorf("this seed holds secrets, which kiln does not print; write it to a directory with -o DIR (files are created mode 0600)")}
 		}
-		warn(cmd, seed.Warnings)
-		for _, e := range builder.SeedFiles(seed) {
+		warn(cmd, sd.Warnings)
+		for _, e := range seed.Files(sd) {
 			fmt.Fprintf(cmd.OutOrStdout(), "--- # %s\n%s", e.Name, e.Data)
 		}
 		return nil
 	}
-	files, err := builder.WriteSeedDir(dir, seed)
+	files, err := seed.WriteDir(dir, sd)
 	if err != nil {
 		return err
 	}
 	if jsonOutput() {
-		return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "files": files, "instanceId": seed.InstanceID,
-			"hostname": seed.Hostname, "holdsSecrets": seed.HoldsSecrets, "warnings": seed.Warnings})
+		return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "files": files, "instanceId": sd.InstanceID,
+			"hostname": sd.Hostname, "holdsSecrets": sd.HoldsSecrets, "warnings": sd.Warnings})
 	}
-	warn(cmd, seed.Warnings)
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (instance-id %s, hostname %s)\n", strings.Join(files, ", "), seed.InstanceID, seed.Hostname)
+	warn(cmd, sd.Warnings)
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (instance-id %s, hostname %s)\n", strings.Join(files, ", "), sd.InstanceID, sd.Hostname)
 	return nil
 }
 

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/seed"
 	"github.com/spf13/cobra"
 )
 
@@ -33,11 +33,11 @@ func seedAction(cmd *cobra.Command, args []string) error {
 	if out == "" {
 		return usageError{fmt.Errorf("missing -o: name the seed image to write, e.g. -o seed.iso")}
 	}
-	format, err := builder.ParseSeedFormat(cfg.GetString("format"))
+	format, err := seed.ParseFormat(cfg.GetString("format"))
 	if err != nil {
 		return usageError{err}
 	}
-	seed, err := instanceSeed(args[0])
+	sd, err := instanceSeed(args[0])
 	if err != nil {
 		return err
 	}
@@ -45,14 +45,14 @@ func seedAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := builder.WriteSeed(out, format, seed, when)
+	res, err := seed.Write(out, sd, seed.Options{Format: format, ModTime: when})
 	if err != nil {
 		return err
 	}
 	if jsonOutput() {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
-	warn(cmd, seed.Warnings)
+	warn(cmd, sd.Warnings)
 	mode := "0644"
 	if res.HoldsSecrets {
 		mode = "0600, holds secrets"

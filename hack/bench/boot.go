@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -30,10 +32,10 @@ func benchBoot() ([]string, error) {
 	defer os.RemoveAll(work)
 	cache := benchCache()
 	secrets := recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": "bench-password"})
-	lan := []builder.TestNIC{{Net: "10.10.0.0/24"}}
+	lan := []boot.NIC{{Net: "10.10.0.0/24"}}
 	roles := []struct {
 		example string
-		nics    []builder.TestNIC
+		nics    []boot.NIC
 	}{
 		{"app-host", nil}, {"cron-runner", nil}, {"job-runner", nil}, {"database", nil}, {"proxy", nil}, {"network", lan},
 	}
@@ -64,7 +66,7 @@ func benchBoot() ([]string, error) {
 		var samples [2][]string
 		for range bootSamples() {
 			for i := range imgs {
-				reps, err := bakers[i].Test(ctx, imgs[i], plan, builder.TestOptions{Firmware: []string{"bios"}, NICs: r.nics, Resolver: secrets, BootTimeout: 10 * time.Minute})
+				reps, err := imagetest.Run(ctx, imagetest.ForPlan(imgs[i], plan), imagetest.Options{Firmware: []string{"bios"}, NICs: r.nics, Resolver: secrets, BootTimeout: 10 * time.Minute})
 				if err != nil {
 					return nil, fmt.Errorf("%s: test: %w", r.example, err)
 				}
@@ -72,9 +74,9 @@ func benchBoot() ([]string, error) {
 				var secs float64
 				switch {
 				case rep.Job != nil: // ready = the job ran and the VM stopped
-					secs = rep.BootSeconds
+					secs = rep.Boot().Seconds()
 				case rep.OK:
-					secs = rep.ReadySeconds
+					secs = rep.Ready().Seconds()
 				default:
 					return nil, fmt.Errorf("%s (tuned=%v) did not pass kiln test: %s", r.example, i == 0, rep.Error)
 				}

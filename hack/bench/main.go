@@ -8,10 +8,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/kiln-project/kiln/builder"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/builder"
 )
 
 // benchmark is one comparison. It returns printable lines.

@@ -6,9 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/iso"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/seed"
 )
 
 // benchSeed: seed ISO generation for one instance, kiln in-process versus
@@ -27,15 +27,15 @@ func benchSeed() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	seed, err := plan.Seed(recipes.Instance{Name: "bench-1"}, recipes.StageBoot, recipes.PlaceholderResolver())
+	sd, err := plan.Seed(recipes.Instance{Name: "bench-1"}, recipes.StageBoot, recipes.PlaceholderResolver())
 	if err != nil {
 		return nil, err
 	}
-	files, err := builder.WriteSeedDir(filepath.Join(dir, "in"), seed)
+	files, err := seed.WriteDir(filepath.Join(dir, "in"), sd)
 	if err != nil {
 		return nil, err
 	}
-	entries := builder.SeedFiles(seed)
+	entries := seed.Files(sd)
 	out := filepath.Join(dir, "kiln.iso")
 	// Like cloud-localds: generate the image into a file, no fsync.
 	kiln, err := timeN(500, func() error {

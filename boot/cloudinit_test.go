@@ -1,4 +1,4 @@
-package builder
+package boot
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestCloudInitStatus(t *testing.T) {
 				}
 				return tc.result, tc.code, tc.err
 			}
-			st, err := cloudInitStatus(context.Background(), exec)
+			st, err := WaitCloudInit(context.Background(), exec)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("want error %q, got %v", tc.wantErr, err)

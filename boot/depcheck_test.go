@@ -1,0 +1,12 @@
+package boot
+
+import (
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+// boot lies below the bake pipeline and kiln test, and knows no recipes.
+func TestDepcheck(t *testing.T) {
+	testutil.CheckImports(t, "disk/image", "internal/qemu", "internal/guestssh")
+}
