@@ -10,12 +10,12 @@ import (
 
 func sample() *Manifest {
 	return &Manifest{
-		Kiln:   Kiln{Version: "dev", ImageLayout: "kiln-image-v8"},
-		Recipe: Recipe{Name: "web", File: "web.yaml", Digest: "sha256:" + strings.Repeat("ab", 32), ImageKey: "k", Roles: []string{"app-host"}},
-		Base:   Base{Ref: "debian:bookworm", Kind: BasePackages, Key: "b"},
-		OS:     OS{Distro: "debian", Release: "bookworm", Kernel: "6.1.0", CloudInit: "22.4", Systemd: "252"},
-		Disk:   Disk{Format: "qcow2", Compression: "zstd", Firmware: []string{"bios", "uefi"}, VirtualSize: 4 << 30, FileSize: 1 << 27},
-		Packages: []Package{{Name: "systemd", Version: "252", Arch: "amd64"}},
+		Kiln:      Kiln{Version: "dev", ImageLayout: "kiln-image-v8"},
+		Recipe:    Recipe{Name: "web", File: "web.yaml", Digest: "sha256:" + strings.Repeat("ab", 32), ImageKey: "k", Roles: []string{"app-host"}},
+		Base:      Base{Ref: "debian:bookworm", Kind: BasePackages, Key: "b"},
+		OS:        OS{Distro: "debian", Release: "bookworm", Kernel: "6.1.0", CloudInit: "22.4", Systemd: "252"},
+		Disk:      Disk{Format: "qcow2", Compression: "zstd", Firmware: []string{"bios", "uefi"}, VirtualSize: 4 << 30, FileSize: 1 << 27},
+		Packages:  []Package{{Name: "systemd", Version: "252", Arch: "amd64"}},
 		Artifacts: []Artifact{{Name: "web.qcow2", Size: 1 << 27, SHA256: "sha256:" + strings.Repeat("cd", 32)}},
 		Checks: []Check{
 			{Name: "http :80/", HTTP: &HTTPCheck{Port: 80, Path: "/", Status: 200}, Timeout: Duration(2 * time.Minute)},
@@ -60,7 +60,7 @@ func TestNoGoFieldNames(t *testing.T) {
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, `"`) && strings.Contains(line, `":`) {
-			key := line[1:strings.Index(line[1:], `"`)+1]
+			key := line[1 : strings.Index(line[1:], `"`)+1]
 			if key[0] < 'a' || key[0] > 'z' {
 				t.Errorf("key %q is not camelCase", key)
 			}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kiln-project/kiln/seed"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/seed"
 	"github.com/spf13/cobra"
 )
 
