@@ -62,31 +62,39 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 	if freed := b.cache.cleanStale(); freed > 0 {
 		b.note("cache", "removed %d MiB left by interrupted builds", freed>>20)
 	}
+	key, cached, err := b.ensureImage(ctx, plan, base)
+	if err != nil {
+		return nil, err
+	}
+	return b.fromCache(ctx, plan, key, output, cached)
+}
+
+// ensureImage bakes plan into the cache unless it is there already
+// (cached), and returns its cache key.
+func (b *Builder) ensureImage(ctx context.Context, plan *recipes.Plan, base recipes.Base) (key string, cached bool, err error) {
 	mode := plan.Recipe.Bake.Mode
 	switch {
 	case base.Kind == recipes.BasePackages && mode != "vm":
-		key, cached, err := b.ensureOffline(ctx, plan, base)
-		if err != nil {
-			return nil, err
-		}
-		return b.fromCacheWith(plan, key, output, cached)
+		return b.ensureOffline(ctx, plan, base)
 	case base.Kind == recipes.BasePackages:
 		// vm mode on a package base: the base as a bootable image first
 		// (offline, cached), then booted once to apply the recipe.
 		img, err := b.packageBaseImage(ctx, plan, base)
 		if err != nil {
-			return nil, err
+			return "", false, err
 		}
-		return b.vmBake(ctx, plan, img, output)
+		defer img.release()
+		return b.ensureVM(ctx, plan, img)
 	case mode == "offline":
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("bake.mode"), Path: "bake.mode",
+		return "", false, &recipes.Error{Pos: plan.Recipe.Position("bake.mode"), Path: "bake.mode",
 			Msg: fmt.Sprintf("an offline bake works on a package base (debian:<suite>); %s is an image, baked by booting it: use bake.mode vm or auto", base)}
 	default:
 		img, err := b.resolveImageBase(ctx, plan, base)
 		if err != nil {
-			return nil, err
+			return "", false, err
 		}
-		return b.vmBake(ctx, plan, img, output)
+		defer img.release()
+		return b.ensureVM(ctx, plan, img)
 	}
 }
 
@@ -104,11 +112,24 @@ func (b *Builder) packageBaseImage(ctx context.Context, plan *recipes.Plan, base
 	if err != nil {
 		return nil, err
 	}
-	m, err := manifest.Read(b.cache.path("images", key, "manifest.json"))
+	// Held until the VM bake is done with it: a prune keeps it.
+	release, err := b.cache.use(ctx, KindImage, key)
 	if err != nil {
 		return nil, err
 	}
-	return b.vetBase(ctx, plan, base, b.cache.path("images", key, m.Artifacts[0].Name), strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"))
+	dir := b.cache.entryPath(KindImage, key)
+	m, err := manifest.Read(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		release()
+		return nil, err
+	}
+	img, err := b.vetBase(ctx, plan, base, filepath.Join(dir, m.Artifacts[0].Name), strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"))
+	if err != nil {
+		release()
+		return nil, err
+	}
+	img.done = release
+	return img, nil
 }
 
 // ensureOffline bakes a package-based plan offline into the cache, unless
@@ -122,13 +143,13 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
 		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
 	inCache := func() bool {
-		_, err := os.Stat(b.cache.path("images", st.key, "manifest.json"))
+		_, err := os.Stat(filepath.Join(b.cache.entryPath(KindImage, st.key), "manifest.json"))
 		return err == nil && !b.opts.NoCache
 	}
 	if inCache() {
 		return st.key, true, nil
 	}
-	unlock, err := b.cache.lock(ctx, "image-"+st.key)
+	unlock, err := b.cache.build(ctx, KindImage, st.key)
 	if err != nil {
 		return "", false, err
 	}
@@ -166,7 +187,7 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 	if err := b.dropWork(st); err != nil {
 		return "", false, err
 	}
-	if err := b.cache.commit(st.work, b.cache.path("images", st.key)); err != nil {
+	if err := b.cache.commit(st.work, KindImage, st.key); err != nil {
 		return "", false, err
 	}
 	return st.key, false, nil
@@ -176,7 +197,7 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 // raw disk, or moves them aside with KeepWorkDir.
 func (b *Builder) dropWork(st *bakeState) error {
 	if b.opts.KeepWorkDir {
-		kept := b.cache.path("kept", st.key)
+		kept := b.cache.entryPath(KindKept, st.key)
 		os.RemoveAll(kept)
 		if err := os.MkdirAll(kept, 0o755); err != nil {
 			return err
@@ -193,7 +214,7 @@ func (b *Builder) dropWork(st *bakeState) error {
 }
 
 // KeptDir is where KeepWorkDir leaves the tree and raw disk of a bake.
-func (b *Builder) KeptDir(key string) string { return b.cache.path("kept", key) }
+func (b *Builder) KeptDir(key string) string { return b.cache.entryPath(KindKept, key) }
 
 func (b *Builder) mirrors(plan *recipes.Plan) (Mirrors, error) {
 	if m := plan.Recipe.Bake.Mirror; m != "" {
@@ -221,14 +242,18 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 		return err
 	}
 	// apt's archive lock is per directory: bakes sharing the package cache
-	// take turns installing.
-	unlock, err := b.cache.lock(ctx, "apt-archives")
+	// take turns installing (and a prune waits for them).
+	unlock, err := b.cache.build(ctx, KindPackages, packagesKey)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	debs := b.cache.entryPath(KindPackages, packagesKey)
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return err
+	}
 	ob := &offlineBake{plan: st.plan, root: st.tree, step: step,
-		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: b.cache.path("apt-archives"), guest: "/var/cache/apt/archives"}}}}
+		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: debs, guest: "/var/cache/apt/archives"}}}}
 	if err := ob.run(ctx); err != nil {
 		return err
 	}
@@ -329,22 +354,17 @@ func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	return manifest.Write(filepath.Join(st.work, "manifest.json"), m)
 }
 
-// touch marks a cache entry used, for kiln cache prune --older-than.
-func (b *Builder) touch(key string) {
-	now := time.Now()
-	os.Chtimes(b.cache.path("images", key), now, now)
-}
-
-// fromCache places a cached image at output, or returns errNotCached.
-func (b *Builder) fromCache(plan *recipes.Plan, key, output string) (*Result, error) {
-	return b.fromCacheWith(plan, key, output, true)
-}
-
-// fromCacheWith places the cached image key at output, with its manifest
+// fromCache places the cached image key at output, with its manifest
 // beside it naming plan (a boot-only change reuses an image baked from an
-// earlier version of the recipe; the manifest names the current one).
-func (b *Builder) fromCacheWith(plan *recipes.Plan, key, output string, cached bool) (*Result, error) {
-	dir := b.cache.path("images", key)
+// earlier version of the recipe; the manifest names the current one). It
+// returns errNotCached when the cache has no such image.
+func (b *Builder) fromCache(ctx context.Context, plan *recipes.Plan, key, output string, cached bool) (*Result, error) {
+	release, err := b.cache.use(ctx, KindImage, key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	dir := b.cache.entryPath(KindImage, key)
 	m, err := manifest.Read(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -373,7 +393,6 @@ func (b *Builder) fromCacheWith(plan *recipes.Plan, key, output string, cached b
 		return nil, err
 	}
 	if cached {
-		b.touch(key)
 		b.note("cache", "recipe unchanged: reused cached image %s", key)
 	}
 	return &Result{Image: output, Manifest: mpath, Cached: cached, Key: key, Info: m}, nil

@@ -25,30 +25,42 @@ import (
 // DefaultBakeTimeout bounds a VM bake: boot, packages, commands, sysprep.
 const DefaultBakeTimeout = 30 * time.Minute
 
-// vmBake bakes an image base by booting it once under QEMU with a bake
-// seed: cloud-init applies the recipe's bake section, kiln's finishing unit
-// reports cloud-init's own result on the console, cleans the guest and
-// powers it off; the overlay is then flattened and compressed into a
-// standalone image.
-func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBase, output string) (*Result, error) {
-	key := shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ","),
+// ensureVM bakes an image base into the cache by booting it once under
+// QEMU with a bake seed, unless it is there already (cached): cloud-init
+// applies the recipe's bake section, kiln's finishing unit reports
+// cloud-init's own result on the console, cleans the guest and powers it
+// off; the overlay is then flattened and compressed into a standalone
+// image.
+func (b *Builder) ensureVM(ctx context.Context, plan *recipes.Plan, base *imageBase) (key string, cached bool, err error) {
+	key = shortDigest([]byte(strings.Join([]string{imageLayout, "vm", plan.ImageKey, base.SHA256, fmt.Sprint(b.opts.NoBootTuning), strings.Join(b.opts.Datasources, ","),
 		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
-	if !b.opts.NoCache {
-		if res, err := b.fromCache(plan, key, output); err == nil {
-			return res, nil
-		}
+	inCache := func() bool {
+		_, err := os.Stat(filepath.Join(b.cache.entryPath(KindImage, key), "manifest.json"))
+		return err == nil && !b.opts.NoCache
 	}
-	unlock, err := b.cache.lock(ctx, "image-"+key)
+	if inCache() {
+		return key, true, nil
+	}
+	unlock, err := b.cache.build(ctx, KindImage, key)
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
 	defer unlock()
-	if res, err := b.fromCache(plan, key, output); err == nil && !b.opts.NoCache {
-		return res, nil
+	if inCache() { // baked by another kiln while we waited
+		return key, true, nil
 	}
+	if err := b.vmBake(ctx, plan, base, key); err != nil {
+		return "", false, err
+	}
+	return key, false, nil
+}
+
+// vmBake does the VM bake of ensureVM into the cache entry key, whose
+// build lock the caller holds.
+func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBase, key string) error {
 	work, err := b.cache.tempDir("vmbake")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(work)
 	started := time.Now()
@@ -59,7 +71,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	}
 	seedPath := filepath.Join(work, "bake-seed.iso")
 	if err := b.writeBakeSeed(plan, seedPath); err != nil {
-		return nil, err
+		return err
 	}
 	fw := qemu.BIOS
 	if len(plan.Recipe.Disk.Firmware) > 0 {
@@ -71,7 +83,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	m, err := b.opts.Boot.Start(ctx, boot.Spec{Image: base.Path, Format: base.Format, Size: size, Seed: seedPath,
 		Firmware: fw, Accel: accel, MemoryMiB: 1024, WorkDir: work})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer m.Kill()
 	overlay := m.Overlay
@@ -88,35 +100,32 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	cancel()
 	stopFollow()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	tail := m.ConsoleTail(30)
 	m.Kill() // a guest that would not power off is killed here, before its disk is read
 	console, _ := os.ReadFile(m.SerialLog())
 	if err := bakeVerdict(string(console), step, timedOut, werr, timeout); err != nil {
-		return nil, fmt.Errorf("%w\n  last console lines:\n    %s", err, strings.ReplaceAll(strings.TrimRight(tail, "\n"), "\n", "\n    "))
+		return fmt.Errorf("%w\n  last console lines:\n    %s", err, strings.ReplaceAll(strings.TrimRight(tail, "\n"), "\n", "\n    "))
 	}
 	step.End("cloud-init done, guest cleaned and powered off")
 
 	image, err := b.convertFlatten(ctx, plan, overlay, base, work)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.lintImage(ctx, image); err != nil {
-		return nil, err
+		return err
 	}
 	m2, err := b.vmManifest(plan, base, key, image, started)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := manifest.Write(filepath.Join(work, "manifest.json"), m2); err != nil {
-		return nil, err
+		return err
 	}
 	os.Remove(overlay)
-	if err := b.cache.commit(work, b.cache.path("images", key)); err != nil {
-		return nil, err
-	}
-	return b.fromCacheWith(plan, key, output, false)
+	return b.cache.commit(work, KindImage, key)
 }
 
 // writeBakeSeed writes the seed of a VM bake: the bake section as

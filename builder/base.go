@@ -66,37 +66,54 @@ func (pb packageBase) Key() string {
 // its tarball; otherwise mmdebstrap builds the tree right there (no tar and
 // untar on a cold bake) and a tarball of it is cached for the next bakes.
 func (b *Builder) ensureBase(ctx context.Context, pb packageBase, tree string) error {
-	dir := b.cache.path("bases", pb.Key())
-	tarball := filepath.Join(dir, "base.tar")
-	unpack := func() error {
-		now := time.Now()
-		os.Chtimes(dir, now, now)
-		step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("unpacking the cached debian:%s base (%s)", pb.Suite, pb.Key()))
-		if err := os.Mkdir(tree, 0o755); err != nil {
+	key := pb.Key()
+	tarball := filepath.Join(b.cache.entryPath(KindBase, key), "base.tar")
+	if _, err := os.Stat(tarball); err != nil {
+		built, err := b.buildBase(ctx, pb, tree)
+		if err != nil || built {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree)
-		if _, err := runCmd(ctx, "unpacking the base", cmd, nil); err != nil {
-			return err
-		}
-		step.End("")
-		return nil
 	}
-	if _, err := os.Stat(tarball); err == nil {
-		return unpack()
-	}
-	unlock, err := b.cache.lock(ctx, "base-"+pb.Key())
+	release, err := b.cache.use(ctx, KindBase, key)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if _, err := os.Stat(tarball); err == nil { // built while we waited for the lock
-		return unpack()
-	}
-	step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("building debian:%s from packages with mmdebstrap", pb.Suite))
-	debs := b.cache.path("apt-archives")
-	if err := os.MkdirAll(debs, 0o755); err != nil {
+	defer release()
+	step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("unpacking the cached debian:%s base (%s)", pb.Suite, key))
+	if err := os.Mkdir(tree, 0o755); err != nil {
 		return err
+	}
+	cmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", tree)
+	if _, err := runCmd(ctx, "unpacking the base", cmd, nil); err != nil {
+		return err
+	}
+	step.End("")
+	return nil
+}
+
+// buildBase builds the base into tree with mmdebstrap and caches a
+// tarball of it. built is false when another kiln cached it while this one
+// waited for the lock: then tree is untouched.
+func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (built bool, err error) {
+	key := pb.Key()
+	unlock, err := b.cache.build(ctx, KindBase, key)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(b.cache.entryPath(KindBase, key), "base.tar")); err == nil {
+		return false, nil
+	}
+	// mmdebstrap copies the shared package cache in and its downloads out.
+	unlockDebs, err := b.cache.build(ctx, KindPackages, packagesKey)
+	if err != nil {
+		return false, err
+	}
+	defer unlockDebs()
+	step := progress.Begin(b.sink, "base", 0, fmt.Sprintf("building debian:%s from packages with mmdebstrap", pb.Suite))
+	debs := b.cache.entryPath(KindPackages, packagesKey)
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return false, err
 	}
 	args := []string{
 		"--variant=apt", "--mode=root", "--format=directory", "--arch=" + pb.Arch,
@@ -130,28 +147,28 @@ func (b *Builder) ensureBase(ctx context.Context, pb packageBase, tree string) e
 			step.Note(strings.TrimSpace(l[3:]))
 		}
 	}); err != nil {
-		return fmt.Errorf("building the debian:%s base: %w", pb.Suite, err)
+		return false, fmt.Errorf("building the debian:%s base: %w", pb.Suite, err)
 	}
 	step.Note("caching the base")
 	tmp, err := b.cache.tempDir("base")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.RemoveAll(tmp)
 	tarCmd := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "-cf", filepath.Join(tmp, "base.tar"), "-C", tree, ".")
 	if _, err := runCmd(ctx, "caching the base", tarCmd, nil); err != nil {
-		return err
+		return false, err
 	}
 	meta, _ := json.MarshalIndent(struct {
 		packageBase
 		Built time.Time `json:"built"`
 	}{pb, time.Now().UTC()}, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "base.json"), meta, 0o644); err != nil {
-		return err
+		return false, err
 	}
-	if err := b.cache.commit(tmp, dir); err != nil {
-		return err
+	if err := b.cache.commit(tmp, KindBase, key); err != nil {
+		return false, err
 	}
-	step.End("cached as " + pb.Key())
-	return nil
+	step.End("cached as " + key)
+	return true, nil
 }

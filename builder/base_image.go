@@ -19,8 +19,17 @@ type imageBase struct {
 	Format string // qcow2 or raw
 	// VirtualSize is the disk size the guest sees, in bytes.
 	VirtualSize int64
+	// done releases the cache entry the base is read from, if any.
+	done func()
 	SHA256      string // hex digest of the file
 	Ref         string // what the recipe said
+}
+
+// release lets go of the cache entry the base was read from.
+func (b *imageBase) release() {
+	if b.done != nil {
+		b.done()
+	}
 }
 
 // resolveImageBase finds, downloads or verifies an image base and names
@@ -53,6 +62,18 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 			b.note("base", "using the cached download of %s", base.URL)
 		}
 		path, sum = res.Path, res.SHA256
+		// Held until the VM bake is done with it: a prune keeps it.
+		release, err := b.cache.use(ctx, KindDownload, sum)
+		if err != nil {
+			return nil, err
+		}
+		img, err := b.vetBase(ctx, plan, base, path, sum)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		img.done = release
+		return img, nil
 	case recipes.BaseOCI:
 		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
 			Msg: "oci:// bases need kiln's registry support, which this kiln does not have yet; use a file or an https URL with #sha256="}

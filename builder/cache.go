@@ -20,16 +20,61 @@ import (
 
 // Cache is kiln's content-addressed build cache:
 //
-//	bases/<key>/base.tar, base.json    package bases, keyed by their inputs
-//	images/<key>/image.*, manifest.json finished images, keyed by the recipe's image inputs
-//	apt-archives/*.deb                  downloaded packages, shared by every build
-//	tmp/<name>.<pid>.<n>/               work in progress; renamed into place when complete
-//	locks/                              one flock per key, so parallel builds don't collide
+//	bases/<key>/base.tar, base.json      package bases, keyed by their inputs
+//	images/<key>/image.*, manifest.json  finished images, keyed by the recipe's image inputs
+//	apt-archives/*.deb                   downloaded packages, shared by every build
+//	downloads/sha256/<hex>               image bases fetched from URLs, by digest
+//	kept/<key>/                          trees and raw disks kept with --keep-workdir
+//	tmp/<name>.<pid>.<n>/                work in progress; renamed into place when complete
+//	locks/<kind>-<key>.lock              one lock per entry (see Cache.lockPath)
 //
 // Entries appear by rename, so an interrupted build never leaves a partial
 // entry; work directories of dead processes are removed on the next run.
+// Whoever builds an entry holds its lock exclusively; whoever uses one
+// holds it shared; Prune removes only entries it can lock exclusively, so
+// nothing a running build uses is ever pruned.
 type Cache struct {
 	Dir string
+}
+
+// Kind is a kind of cache entry.
+type Kind string
+
+// The kinds of entries, each in its own directory.
+const (
+	KindBase     Kind = "base"     // bases/<key>
+	KindImage    Kind = "image"    // images/<key>
+	KindPackages Kind = "packages" // apt-archives (one entry, key packagesKey)
+	KindDownload Kind = "download" // downloads/sha256/<hex>
+	KindKept     Kind = "kept"     // kept/<key>
+	KindTemp     Kind = "tmp"      // tmp/<name>.<pid>.<n>
+)
+
+// packagesKey is the key of the one packages entry.
+const packagesKey = "apt-archives"
+
+// entryPath is where an entry lives.
+func (c *Cache) entryPath(kind Kind, key string) string {
+	switch kind {
+	case KindBase:
+		return c.path("bases", key)
+	case KindImage:
+		return c.path("images", key)
+	case KindPackages:
+		return c.path("apt-archives")
+	case KindDownload:
+		return c.path("downloads", "sha256", key)
+	case KindKept:
+		return c.path("kept", key)
+	case KindTemp:
+		return c.path("tmp", key)
+	}
+	panic("builder: unknown cache kind " + string(kind)) // a programming error, caught by every test
+}
+
+// lockPath is the lock of an entry: the one place lock names come from.
+func (c *Cache) lockPath(kind Kind, key string) string {
+	return c.path("locks", string(kind)+"-"+key+".lock")
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kiln or ~/.cache/kiln.
@@ -45,6 +90,31 @@ func DefaultCacheDir() string {
 
 func (c *Cache) path(parts ...string) string {
 	return filepath.Join(append([]string{c.Dir}, parts...)...)
+}
+
+// build locks an entry for building (exclusive), waiting for other
+// builders and users until ctx ends.
+func (c *Cache) build(ctx context.Context, kind Kind, key string) (func(), error) {
+	if err := os.MkdirAll(c.path("locks"), 0o755); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return flock.Lock(ctx, c.lockPath(kind, key))
+}
+
+// use locks an entry for reading (shared): it is not pruned or rebuilt
+// until the returned function is called. It also marks the entry used,
+// for Prune's age.
+func (c *Cache) use(ctx context.Context, kind Kind, key string) (func(), error) {
+	if err := os.MkdirAll(c.path("locks"), 0o755); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	release, err := flock.Shared(ctx, c.lockPath(kind, key))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	os.Chtimes(c.entryPath(kind, key), now, now)
+	return release, nil
 }
 
 var tempSeq int
@@ -65,12 +135,14 @@ func (c *Cache) tempDir(name string) (string, error) {
 	return d, nil
 }
 
-// commit moves a finished temp directory to its entry path.
-func (c *Cache) commit(tmp, dst string) error {
+// commit moves a finished temp directory to its entry path. The caller
+// holds the entry's build lock.
+func (c *Cache) commit(tmp string, kind Kind, key string) error {
+	dst := c.entryPath(kind, key)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	os.RemoveAll(dst) // a stale entry, e.g. from a layout change; we hold the lock
+	os.RemoveAll(dst) // a stale entry, e.g. from a layout change
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -83,19 +155,23 @@ func (c *Cache) cleanStale() int64 {
 	entries, _ := os.ReadDir(c.path("tmp"))
 	var freed int64
 	for _, e := range entries {
-		parts := strings.Split(e.Name(), ".")
-		if len(parts) < 3 {
-			continue
+		if pid, ok := tempOwner(e.Name()); ok && pid != os.Getpid() && !processAlive(pid) {
+			p := c.path("tmp", e.Name())
+			freed += dirSize(p)
+			os.RemoveAll(p)
 		}
-		pid, err := strconv.Atoi(parts[len(parts)-2])
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		p := c.path("tmp", e.Name())
-		freed += dirSize(p)
-		os.RemoveAll(p)
 	}
 	return freed
+}
+
+// tempOwner is the pid in a work directory's name.
+func tempOwner(name string) (int, bool) {
+	parts := strings.Split(name, ".")
+	if len(parts) < 3 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(parts[len(parts)-2])
+	return pid, err == nil
 }
 
 func processAlive(pid int) bool {
@@ -103,86 +179,116 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// lock takes an exclusive lock named name, waiting while another kiln holds
-// it, until ctx ends.
-func (c *Cache) lock(ctx context.Context, name string) (func(), error) {
-	if err := os.MkdirAll(c.path("locks"), 0o755); err != nil {
-		return nil, err
-	}
-	return flock.Lock(ctx, c.path("locks", name+".lock"))
-}
-
-// Entry is one cached item, for kiln cache ls.
+// Entry is one cached item, for kiln cache ls and prune.
 type Entry struct {
-	Kind    string    `json:"kind"` // base, image, packages, tmp
-	Key     string    `json:"key"`
-	Path    string    `json:"path"`
-	Size    int64     `json:"size"`
-	ModTime time.Time `json:"modTime"`
-	Info    string    `json:"info,omitempty"`
+	Kind Kind   `json:"kind"`
+	Key  string `json:"key"`
+	Path string `json:"path"`
+	// Size is the disk space the entry takes (images are sparse).
+	Size     int64     `json:"size"`
+	LastUsed time.Time `json:"lastUsed"`
+	Info     string    `json:"info,omitempty"`
 }
 
-// List returns every entry in the cache.
+// List returns every entry in the cache, most recently used first.
 func (c *Cache) List() ([]Entry, error) {
-	var out []Entry
-	for _, kind := range []string{"bases", "images", "kept", "tmp"} {
-		entries, err := os.ReadDir(c.path(kind))
+	out := []Entry{}
+	dirs := []struct {
+		kind Kind
+		dir  string
+	}{{KindBase, "bases"}, {KindImage, "images"}, {KindDownload, "downloads/sha256"}, {KindKept, "kept"}, {KindTemp, "tmp"}}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(c.path(d.dir))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 		for _, e := range entries {
-			p := c.path(kind, e.Name())
-			info, _ := e.Info()
-			en := Entry{Kind: strings.TrimSuffix(kind, "s"), Key: e.Name(), Path: p, Size: dirSize(p)}
-			if info != nil {
-				en.ModTime = info.ModTime()
-			}
-			en.Info = describeEntry(kind, p)
-			out = append(out, en)
+			out = append(out, c.entry(d.kind, e.Name()))
 		}
 	}
-	if st, err := os.Stat(c.path("apt-archives")); err == nil {
-		out = append(out, Entry{Kind: "packages", Key: "apt-archives", Path: c.path("apt-archives"), Size: dirSize(c.path("apt-archives")), ModTime: st.ModTime()})
+	if _, err := os.Stat(c.entryPath(KindPackages, packagesKey)); err == nil {
+		out = append(out, c.entry(KindPackages, packagesKey))
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ModTime.After(out[j].ModTime) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
 	return out, nil
 }
 
-// Prune removes entries not used for longer than olderThan (all of them when
-// olderThan is 0) and returns what it removed. Entries locked by a running
-// build are kept.
-func (c *Cache) Prune(olderThan time.Duration) ([]Entry, error) {
-	c.cleanStale()
+func (c *Cache) entry(kind Kind, key string) Entry {
+	p := c.entryPath(kind, key)
+	e := Entry{Kind: kind, Key: key, Path: p, Size: dirSize(p), Info: describeEntry(kind, p)}
+	if st, err := os.Stat(p); err == nil {
+		e.LastUsed = st.ModTime()
+	}
+	return e
+}
+
+// DefaultPruneAge is how long an entry must have gone unused before Prune
+// removes it when no age is given.
+const DefaultPruneAge = 7 * 24 * time.Hour
+
+// PruneOptions say what Prune removes.
+type PruneOptions struct {
+	// OlderThan removes entries unused for at least this long; 0 means
+	// DefaultPruneAge.
+	OlderThan time.Duration
+	// All removes every entry not in use, whatever its age.
+	All bool
+	// DryRun lists what would be removed, and removes nothing.
+	DryRun bool
+}
+
+// PruneResult is what Prune removed (or would remove) and what it kept
+// because a running build uses it.
+type PruneResult struct {
+	Removed []Entry `json:"removed"`
+	InUse   []Entry `json:"inUse"`
+	// Freed is the disk space the removed entries took.
+	Freed int64 `json:"freed"`
+	// Stale is what work directories of killed builds took; they are
+	// always removed (unless DryRun).
+	Stale int64 `json:"stale"`
+}
+
+// Prune removes entries not used for opts.OlderThan (or all with
+// opts.All), and work directories left by killed builds. Entries a running
+// build holds — building or using them — are kept and listed as in use.
+func (c *Cache) Prune(opts PruneOptions) (*PruneResult, error) {
+	res := &PruneResult{Removed: []Entry{}, InUse: []Entry{}}
+	if !opts.DryRun {
+		res.Stale = c.cleanStale()
+	}
+	age := opts.OlderThan
+	if age <= 0 {
+		age = DefaultPruneAge
+	}
 	entries, err := c.List()
 	if err != nil {
 		return nil, err
 	}
-	var removed []Entry
+	if err := os.MkdirAll(c.path("locks"), 0o755); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	for _, e := range entries {
-		if e.Kind == "tmp" || (olderThan > 0 && time.Since(e.ModTime) < olderThan) {
+		if e.Kind == KindTemp || (!opts.All && time.Since(e.LastUsed) < age) {
 			continue
 		}
-		unlock, err := c.tryLock(e.Kind + "-" + e.Key)
+		unlock, err := flock.TryLock(c.lockPath(e.Kind, e.Key))
 		if err != nil {
-			continue // in use
+			res.InUse = append(res.InUse, e)
+			continue
 		}
-		if err := os.RemoveAll(e.Path); err == nil {
-			removed = append(removed, e)
+		if opts.DryRun || os.RemoveAll(e.Path) == nil {
+			res.Removed = append(res.Removed, e)
+			res.Freed += e.Size
 		}
 		unlock()
 	}
-	return removed, nil
+	return res, nil
 }
 
-func (c *Cache) tryLock(name string) (func(), error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return c.lock(ctx, name)
-}
-
-func describeEntry(kind, p string) string {
+func describeEntry(kind Kind, p string) string {
 	switch kind {
-	case "bases":
+	case KindBase:
 		if b, err := os.ReadFile(filepath.Join(p, "base.json")); err == nil {
 			var m struct {
 				Suite string `json:"suite"`
@@ -191,7 +297,7 @@ func describeEntry(kind, p string) string {
 				return "debian:" + m.Suite
 			}
 		}
-	case "images":
+	case KindImage:
 		if b, err := os.ReadFile(filepath.Join(p, "manifest.json")); err == nil {
 			var m struct {
 				Recipe struct {
@@ -201,6 +307,10 @@ func describeEntry(kind, p string) string {
 			if jsonUnmarshal(b, &m) == nil {
 				return m.Recipe.Name
 			}
+		}
+	case KindTemp:
+		if pid, ok := tempOwner(filepath.Base(p)); ok {
+			return fmt.Sprintf("work in progress of pid %d", pid)
 		}
 	}
 	return ""

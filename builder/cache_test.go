@@ -31,17 +31,25 @@ func TestCacheListPrune(t *testing.T) {
 		}
 	}
 	// An entry in use by a running build (its lock held) is kept.
-	unlock, err := c.lock(context.Background(), "image-old")
+	unlock, err := c.build(context.Background(), KindImage, "old")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if removed, _ := c.Prune(7 * 24 * time.Hour); len(removed) != 0 {
-		t.Fatalf("pruned a locked entry: %v", removed)
+	if res, _ := c.Prune(PruneOptions{}); len(res.Removed) != 0 || len(res.InUse) != 1 {
+		t.Fatalf("pruned a locked entry: %+v", res)
 	}
 	unlock()
-	removed, err := c.Prune(7 * 24 * time.Hour)
-	if err != nil || len(removed) != 1 || removed[0].Key != "old" {
-		t.Fatalf("Prune(7d): %v %v", removed, err)
+	// A dry run lists, removes nothing.
+	if res, _ := c.Prune(PruneOptions{DryRun: true}); len(res.Removed) != 1 || res.Freed < 8192 {
+		t.Fatalf("dry run: %+v", res)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatal("a dry run removed the entry")
+	}
+	// No options: only what is unused for DefaultPruneAge.
+	res, err := c.Prune(PruneOptions{})
+	if err != nil || len(res.Removed) != 1 || res.Removed[0].Key != "old" || res.Freed < 8192 {
+		t.Fatalf("Prune(): %+v %v", res, err)
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Error("old entry still there")
@@ -49,8 +57,11 @@ func TestCacheListPrune(t *testing.T) {
 	if _, err := os.Stat(fresh); err != nil {
 		t.Error("fresh entry removed")
 	}
-	if removed, _ := c.Prune(0); len(removed) != 2 {
-		t.Errorf("Prune(0) removed %d, want everything left (2)", len(removed))
+	if res, _ := c.Prune(PruneOptions{OlderThan: 90 * time.Minute}); len(res.Removed) != 1 || res.Removed[0].Kind != KindBase {
+		t.Errorf("Prune(90m) removed %+v, want only the base used 2h ago", res.Removed)
+	}
+	if res, _ := c.Prune(PruneOptions{All: true}); len(res.Removed) != 1 {
+		t.Errorf("Prune(all) removed %d, want everything left (1)", len(res.Removed))
 	}
 }
 
@@ -71,5 +82,49 @@ func TestCleanStale(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Error("a live build's work directory was removed")
+	}
+}
+
+// TestPruneKeepsBakePackages: a prune while a bake installs packages keeps
+// the shared package cache the bake has bind-mounted.
+func TestPruneKeepsBakePackages(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	os.MkdirAll(c.path("apt-archives"), 0o755)
+	os.WriteFile(c.path("apt-archives", "htop_3.2.2-2_amd64.deb"), make([]byte, 4096), 0o644)
+	unlock, err := c.build(context.Background(), KindPackages, packagesKey) // what stepBake holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if res, _ := c.Prune(PruneOptions{All: true}); len(res.InUse) != 1 || res.InUse[0].Kind != KindPackages {
+		t.Errorf("in use: %+v", res.InUse)
+	}
+	if _, err := os.Stat(c.path("apt-archives", "htop_3.2.2-2_amd64.deb")); err != nil {
+		t.Fatalf("prune removed the package cache under a running bake: %v", err)
+	}
+}
+
+// TestPruneKeepsWhatABuildReads: an image a VM bake boots from (or a
+// download) is held shared; a prune keeps it, and a second reader is fine.
+func TestPruneKeepsWhatABuildReads(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	os.MkdirAll(c.entryPath(KindImage, "base"), 0o755)
+	os.WriteFile(filepath.Join(c.entryPath(KindImage, "base"), "image.qcow2"), make([]byte, 4096), 0o644)
+	ctx := context.Background()
+	r1, err := c.use(ctx, KindImage, "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := c.use(ctx, KindImage, "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := c.Prune(PruneOptions{All: true}); len(res.Removed) != 0 {
+		t.Fatalf("pruned an image in use: %+v", res)
+	}
+	r1()
+	r2()
+	if res, _ := c.Prune(PruneOptions{All: true}); len(res.Removed) != 1 {
+		t.Fatalf("unused image kept: %+v", res)
 	}
 }

@@ -35,16 +35,27 @@ type Report struct {
 // Clean reports whether no rule was violated.
 func (r *Report) Clean() bool { return len(r.Violations) == 0 }
 
+// InputError is a path kiln lint cannot take: missing, not a disk image,
+// or an image it will not open (a backing file, an unknown format).
+type InputError struct {
+	Path string
+	Err  error
+}
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // Image lints the disk image at path: it finds the Linux root filesystem
 // (ext4, the partition holding /etc/os-release), runs every rule on it, and
-// checks that its free space holds no old data.
+// checks that its free space holds no old data. A path that is not an
+// image kiln opens is an *InputError.
 func Image(ctx context.Context, path string) (*Report, error) {
 	img, err := image.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, &InputError{Path: path, Err: err}
 	}
 	defer img.Close()
-	rep := &Report{Image: path, Format: string(img.Format()), Rules: RuleNames()}
+	rep := &Report{Image: path, Format: string(img.Format()), Rules: RuleNames(), Violations: []Violation{}}
 	root, err := disk.FindRoot(img)
 	if err != nil {
 		return nil, fmt.Errorf("lint: %s: %w", path, err)

@@ -96,7 +96,7 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	if jsonOutput() {
-		return printJSON(cmd.OutOrStdout(), map[string]any{"type": "result", "ok": true, "image": res.Image, "manifest": res.Manifest,
+		return printResult(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest,
 			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size})
 	}
 	how := "baked"

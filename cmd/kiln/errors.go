@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 
 	"github.com/kiln-project/kiln/recipes"
@@ -20,40 +19,45 @@ const (
 	exitSignal  = 130
 )
 
-// reportError prints err for a human on stderr (and as JSON on stdout with
-// --output json) and returns the exit code.
-func reportError(root *cobra.Command, err error) int {
+// reportError prints err for a human on stderr — recipe problems one per
+// line as file:line:col: path: message, so editors jump to them — and, with
+// --output json, the result envelope on stdout; it returns the exit code.
+// cmd is the command that ran (or was being parsed), for usage hints.
+func reportError(cmd *cobra.Command, stderr io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitCode(err)
-	var sf silentFailure
-	if errors.As(err, &sf) {
-		return exitFailure
-	}
-	var si silentInvalid
-	if errors.As(err, &si) {
-		// The command reported the details itself, in its own format.
+	var rep reported
+	if errors.As(err, &rep) {
 		if !jsonOutput() {
-			fmt.Fprintf(os.Stderr, "kiln: %s\n", err)
+			if msg := rep.err.Error(); msg != "" && rep.code == exitInvalid {
+				fmt.Fprintf(stderr, "kiln: %s\n", msg)
+			}
 		}
-		return exitInvalid
+		return rep.code
 	}
-	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
-		code = exitInvalid
-	}
+	code := exitCode(err)
 	if code == exitSignal {
-		fmt.Fprintln(os.Stderr, "kiln: interrupted")
-		return code
+		fmt.Fprintln(stderr, "kiln: interrupted")
+	} else if recipeProblems(err) {
+		// Compiler style: one problem per line, nothing in front.
+		fmt.Fprintln(stderr, err.Error())
+	} else {
+		fmt.Fprintf(stderr, "kiln: %s\n", indentLines(err.Error()))
 	}
-	fmt.Fprintf(os.Stderr, "kiln: %s\n", indentLines(err.Error()))
-	if code == exitInvalid && isUsage(err) {
-		fmt.Fprintln(os.Stderr, "Run 'kiln --help' for usage.")
+	if isUsage(err) {
+		path := "kiln"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 	}
-	if jsonOutput() {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(map[string]any{"ok": false, "error": err.Error(), "problems": problems(err)})
+	if jsonOutput() && !resultPrinted {
+		name := "kiln"
+		if cmd != nil {
+			name = cmd.CommandPath()
+		}
+		writeEnvelope(stdout, envelope{Type: "result", Command: name, Error: toErrorBody(err)})
 	}
 	return code
 }
@@ -66,15 +70,33 @@ func exitCode(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitSignal
-	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ii):
+	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ii), isUsage(err):
 		return exitInvalid
 	}
 	return exitFailure
 }
 
+// isUsage reports an error in how kiln was called: the help text helps.
 func isUsage(err error) bool {
 	var ue usageError
-	return errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown ")
+	if errors.As(err, &ue) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// recipeProblems reports whether err is (only) recipe problems, each with
+// a position.
+func recipeProblems(err error) bool {
+	var el recipes.ErrorList
+	var re *recipes.Error
+	return errors.As(err, &el) || errors.As(err, &re)
 }
 
 // problem is one recipe error in JSON output.
@@ -86,6 +108,11 @@ type problem struct {
 	Message string `json:"message"`
 }
 
+func toErrorBody(err error) *errorBody {
+	return &errorBody{Message: err.Error(), Problems: problems(err)}
+}
+
+// problems lists the recipe problems in err, or none.
 func problems(err error) []problem {
 	var el recipes.ErrorList
 	var re *recipes.Error
@@ -99,14 +126,14 @@ func problems(err error) []problem {
 	case errors.As(err, &re):
 		return []problem{toProblem(re)}
 	}
-	return []problem{{Message: err.Error()}}
+	return []problem{}
 }
 
 func toProblem(e *recipes.Error) problem {
 	return problem{File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Path: e.Path, Message: e.Msg}
 }
 
-// indentLines keeps multi-error output readable under the "kiln: " prefix.
+// indentLines keeps multi-line errors readable under the "kiln: " prefix.
 func indentLines(s string) string {
 	if !strings.Contains(s, "\n") {
 		return s

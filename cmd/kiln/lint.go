@@ -16,7 +16,13 @@ func newLintCommand() *cobra.Command {
 Linux root filesystem and reports every hygiene violation by rule name:
 
 ` + ruleList() + `
-Exits 1 when any image has a violation. kiln's own images lint clean.`,
+Every argument is linted and reported, whatever the others hold. An image kiln
+did not make is checked first: kiln reads qcow2 and raw images without backing
+files only.
+
+Exits 0 when every image is clean, 1 when one has violations (or cannot be
+linted), 2 when an argument is not a disk image kiln reads. kiln's own images
+lint clean.`,
 		Example: `  kiln lint web.qcow2
   kiln lint --output json debian-12-genericcloud-amd64.qcow2`,
 		Args: minArgs(1),
@@ -32,36 +38,65 @@ func ruleList() string {
 	return s + fmt.Sprintf("  %-17s %s\n", lint.FreeSpaceRule, "free filesystem space holds no old data (it was discarded)")
 }
 
+// lintResult is one argument's outcome.
+type lintResult struct {
+	*lint.Report
+	Image string `json:"image"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
 func lintAction(cmd *cobra.Command, args []string) error {
-	var reports []*lint.Report
-	dirty := 0
+	results := []lintResult{}
+	dirty, failed, invalid := 0, 0, 0
+	w := cmd.OutOrStdout()
 	for _, p := range args {
 		rep, err := lint.Image(cmd.Context(), p)
-		if err != nil {
-			return usageError{err}
+		if cmd.Context().Err() != nil {
+			return cmd.Context().Err()
 		}
-		reports = append(reports, rep)
-		if !rep.Clean() {
+		res := lintResult{Report: rep, Image: p, OK: err == nil && rep.Clean()}
+		var ie *lint.InputError
+		switch {
+		case errors.As(err, &ie):
+			invalid++
+			res.Error = notAnImage(p, err)
+		case err != nil:
+			failed++
+			res.Error = err.Error()
+		case !rep.Clean():
 			dirty++
 		}
-		if !jsonOutput() {
-			if rep.Clean() {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: clean (%s, %d rules)\n", p, rep.OS, len(rep.Rules))
-				continue
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d violations (%s)\n", p, len(rep.Violations), rep.OS)
+		results = append(results, res)
+		if jsonOutput() {
+			continue
+		}
+		switch {
+		case res.Error != "":
+			fmt.Fprintf(w, "%s: %s\n", p, res.Error)
+		case rep.Clean():
+			fmt.Fprintf(w, "%s: clean (%s, %d rules)\n", p, rep.OS, len(rep.Rules))
+		default:
+			fmt.Fprintf(w, "%s: %d violations (%s)\n", p, len(rep.Violations), rep.OS)
 			for _, v := range rep.Violations {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", v)
+				fmt.Fprintf(w, "  %s\n", v)
 			}
 		}
+	}
+	data := map[string]any{"reports": results}
+	switch {
+	case invalid > 0:
+		return printFailure(cmd, data, fmt.Errorf("%d of %d arguments are not disk images kiln reads", invalid, len(args)), exitInvalid)
+	case dirty+failed > 0:
+		return printFailure(cmd, data, fmt.Errorf("%d of %d images have violations or could not be linted", dirty+failed, len(args)), exitFailure)
 	}
 	if jsonOutput() {
-		if err := printJSON(cmd.OutOrStdout(), reports); err != nil {
-			return err
-		}
-	}
-	if dirty > 0 {
-		return silentFailure{errors.New("lint found violations")}
+		return printResult(cmd, data)
 	}
 	return nil
+}
+
+// notAnImage words why path is no image kiln lint takes.
+func notAnImage(path string, err error) string {
+	return fmt.Sprintf("not a disk image kiln reads: %v", err)
 }

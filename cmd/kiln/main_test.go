@@ -69,8 +69,8 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %+v", r)
 	}
 	r = run(t, t.TempDir(), nil, "version", "--output", "json")
-	var v map[string]string
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v["version"] == "" {
+	var v struct{ Data map[string]string }
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Data["version"] == "" {
 		t.Fatalf("version json: %q %v", r.stdout, err)
 	}
 }
@@ -111,10 +111,14 @@ func TestValidateJSON(t *testing.T) {
 	if r.code != 2 {
 		t.Fatalf("exit %d", r.code)
 	}
-	var res []validateResult
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+	var env struct {
+		OK   bool
+		Data struct{ Recipes []validateResult }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || env.OK {
 		t.Fatalf("%v: %q", err, r.stdout)
 	}
+	res := env.Data.Recipes
 	if len(res) != 2 || res[0].OK || !res[1].OK || len(res[0].Problems) != 1 {
 		t.Fatalf("results: %+v", res)
 	}
@@ -217,8 +221,8 @@ func TestSeedVFAT(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("seed: %+v", r)
 	}
-	var res map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res["format"] != "vfat" || res["holdsSecrets"] != false {
+	var env struct{ Data map[string]any }
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || env.Data["format"] != "vfat" || env.Data["holdsSecrets"] != false {
 		t.Fatalf("json: %q %v", r.stdout, err)
 	}
 	out, _ := exec.Command(blkid, "-p", "-o", "export", seed).CombinedOutput()
@@ -254,8 +258,8 @@ func TestRoles(t *testing.T) {
 		}
 	}
 	r = run(t, t.TempDir(), nil, "roles", "database", "--output", "json")
-	var roles []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &roles); err != nil || len(roles) != 1 || roles[0]["name"] != "database" {
+	var env struct{ Data struct{ Roles []map[string]any } }
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || len(env.Data.Roles) != 1 || env.Data.Roles[0]["name"] != "database" {
 		t.Fatalf("roles json: %v %q", err, r.stdout)
 	}
 }

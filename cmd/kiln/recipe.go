@@ -33,26 +33,32 @@ type validateResult struct {
 	File     string    `json:"file"`
 	OK       bool      `json:"ok"`
 	ImageKey string    `json:"imageKey,omitempty"`
-	Warnings []string  `json:"warnings,omitempty"`
-	Problems []problem `json:"problems,omitempty"`
+	Warnings []string  `json:"warnings"`
+	Problems []problem `json:"problems"`
 }
 
 func recipeValidateAction(cmd *cobra.Command, args []string) error {
-	var results []validateResult
-	var firstErr error
+	results := []validateResult{}
+	var all recipes.ErrorList
 	for _, file := range args {
-		res := validateResult{File: file, OK: true}
+		res := validateResult{File: file, OK: true, Problems: []problem{}}
 		warnings, key, err := validateRecipe(file)
 		if err != nil {
 			res.OK, res.Problems = false, problems(err)
-			if firstErr == nil {
-				firstErr = err
+			if len(res.Problems) == 0 {
+				res.Problems = []problem{{File: file, Message: err.Error()}}
+			}
+			if el, ok := err.(recipes.ErrorList); ok {
+				all = append(all, el...)
+			} else if re, ok := err.(*recipes.Error); ok {
+				all = append(all, re)
 			}
 			if !jsonOutput() {
+				// One problem per line, file:line:col: path: message.
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
 			}
 		}
-		res.ImageKey, res.Warnings = key, warnings
+		res.ImageKey, res.Warnings = key, list(warnings)
 		if !jsonOutput() {
 			for _, w := range warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %s\n", file, w)
@@ -63,13 +69,13 @@ func recipeValidateAction(cmd *cobra.Command, args []string) error {
 		}
 		results = append(results, res)
 	}
-	if jsonOutput() {
-		if err := printJSON(cmd.OutOrStdout(), results); err != nil {
-			return err
-		}
+	data := map[string]any{"recipes": results}
+	if failed := countFailed(results); failed > 0 {
+		err := summary{msg: fmt.Sprintf("%d of %d recipes have problems", failed, len(results)), err: all}
+		return printFailure(cmd, data, err, exitInvalid)
 	}
-	if firstErr != nil {
-		return silentInvalid{fmt.Errorf("%d of %d recipes have problems", countFailed(results), len(results))}
+	if jsonOutput() {
+		return printResult(cmd, data)
 	}
 	return nil
 }
@@ -107,7 +113,13 @@ func countFailed(rs []validateResult) int {
 	return n
 }
 
-// silentInvalid is an invalid-input error whose details were printed already.
-type silentInvalid struct{ err error }
 
-func (s silentInvalid) Error() string { return s.err.Error() }
+// summary is an error whose message sums up the errors it wraps (which
+// were printed one by one).
+type summary struct {
+	msg string
+	err error
+}
+
+func (s summary) Error() string { return s.msg }
+func (s summary) Unwrap() error { return s.err }

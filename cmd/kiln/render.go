@@ -29,7 +29,7 @@ image entirely at first boot.`,
 		RunE: renderAction,
 	}
 	addInstanceFlags(cmd)
-	cmd.Flags().StringP("dir", "o", "", "directory to write the files into")
+	cmd.Flags().StringP("out", "o", "", "directory to write the files into (default: print them)")
 	return cmd
 }
 
@@ -58,10 +58,19 @@ func renderAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := cfg.GetString("dir")
+	data := map[string]any{"instanceId": sd.InstanceID, "hostname": sd.Hostname, "holdsSecrets": sd.HoldsSecrets, "warnings": list(sd.Warnings)}
+	dir := cfg.GetString("out")
 	if dir == "" {
 		if sd.HoldsSecrets {
 			return usageError{fmt.Errorf("this seed holds secrets, which kiln does not print; write it to a directory with -o DIR (files are created mode 0600)")}
+		}
+		if jsonOutput() {
+			docs := map[string]string{}
+			for _, e := range seed.Files(sd) {
+				docs[e.Name] = string(e.Data)
+			}
+			data["documents"] = docs
+			return printResult(cmd, data)
 		}
 		warn(cmd, sd.Warnings)
 		for _, e := range seed.Files(sd) {
@@ -74,8 +83,8 @@ func renderAction(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	if jsonOutput() {
-		return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "files": files, "instanceId": sd.InstanceID,
-			"hostname": sd.Hostname, "holdsSecrets": sd.HoldsSecrets, "warnings": sd.Warnings})
+		data["files"] = files
+		return printResult(cmd, data)
 	}
 	warn(cmd, sd.Warnings)
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (instance-id %s, hostname %s)\n", strings.Join(files, ", "), sd.InstanceID, sd.Hostname)

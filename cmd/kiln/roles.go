@@ -36,7 +36,7 @@ func rolesAction(cmd *cobra.Command, args []string) error {
 		roles = []recipes.RoleInfo{ri}
 	}
 	if jsonOutput() {
-		return printJSON(cmd.OutOrStdout(), roles)
+		return printResult(cmd, map[string]any{"roles": roles})
 	}
 	w := cmd.OutOrStdout()
 	for i, r := range roles {

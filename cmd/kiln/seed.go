@@ -50,7 +50,7 @@ func seedAction(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	if jsonOutput() {
-		return printJSON(cmd.OutOrStdout(), res)
+		return printResult(cmd, res)
 	}
 	warn(cmd, sd.Warnings)
 	mode := "0644"

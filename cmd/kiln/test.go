@@ -94,15 +94,15 @@ func testAction(cmd *cobra.Command, args []string) error {
 	for _, r := range reports {
 		ok = ok && r.OK
 	}
-	if jsonOutput() {
-		if err := printJSON(cmd.OutOrStdout(), map[string]any{"type": "result", "ok": ok, "reports": reports}); err != nil {
-			return err
-		}
-	} else {
+	data := map[string]any{"reports": list(reports)}
+	if !jsonOutput() {
 		printReports(cmd, reports)
 	}
 	if !ok {
-		return silentFailure{errors.New("test failed")}
+		return printFailure(cmd, data, errors.New("the image failed its test"), exitFailure)
+	}
+	if jsonOutput() {
+		return printResult(cmd, data)
 	}
 	return nil
 }
@@ -197,11 +197,6 @@ func isRecipe(p string) bool {
 	ext := strings.ToLower(filepath.Ext(p))
 	return ext == ".yaml" || ext == ".yml"
 }
-
-// silentFailure is a failure whose details were printed already (exit 1).
-type silentFailure struct{ err error }
-
-func (s silentFailure) Error() string { return s.err.Error() }
 
 // invalidInput is an input that is missing or not what the command takes
 // (exit 2), without a usage hint: the call itself was right.

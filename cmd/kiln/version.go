@@ -16,7 +16,7 @@ func newVersionCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info := map[string]string{"version": version.String(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH}
 			if jsonOutput() {
-				return printJSON(cmd.OutOrStdout(), info)
+				return printResult(cmd, info)
 			}
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "kiln %s (%s, %s)\n", info["version"], info["go"], info["platform"])
 			return err
