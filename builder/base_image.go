@@ -20,9 +20,9 @@ type imageBase struct {
 	// VirtualSize is the disk size the guest sees, in bytes.
 	VirtualSize int64
 	// done releases the cache entry the base is read from, if any.
-	done func()
-	SHA256      string // hex digest of the file
-	Ref         string // what the recipe said
+	done   func()
+	SHA256 string // hex digest of the file
+	Ref    string // what the recipe said
 }
 
 // release lets go of the cache entry the base was read from.

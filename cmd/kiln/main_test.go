@@ -258,7 +258,9 @@ func TestRoles(t *testing.T) {
 		}
 	}
 	r = run(t, t.TempDir(), nil, "roles", "database", "--output", "json")
-	var env struct{ Data struct{ Roles []map[string]any } }
+	var env struct {
+		Data struct{ Roles []map[string]any }
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || len(env.Data.Roles) != 1 || env.Data.Roles[0]["name"] != "database" {
 		t.Fatalf("roles json: %v %q", err, r.stdout)
 	}

@@ -113,7 +113,6 @@ func countFailed(rs []validateResult) int {
 	return n
 }
 
-
 // summary is an error whose message sums up the errors it wraps (which
 // were printed one by one).
 type summary struct {
