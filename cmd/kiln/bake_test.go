@@ -61,7 +61,14 @@ func startBake(t *testing.T, recipe, out, cache string) (*exec.Cmd, *bufio.Scann
 		var ev struct{ Step, Kind, Msg string }
 		json.Unmarshal(sc.Bytes(), &ev)
 		if ev.Step == "bake" && ev.Kind == "note" && strings.HasPrefix(ev.Msg, "run sleep") {
-			time.Sleep(2 * time.Second) // the command is running in the chroot
+			// The command is starting in the chroot: wait until it runs.
+			if err := pollUntil(30*time.Second, func() (bool, error) {
+				p, err := processesWith(marker(recipe))
+				return len(p) > 0, err
+			}); err != nil {
+				cmd.Process.Kill()
+				t.Fatalf("the bake's command never ran: %v", err)
+			}
 			return cmd, sc
 		}
 	}
@@ -69,9 +76,60 @@ func startBake(t *testing.T, recipe, out, cache string) (*exec.Cmd, *bufio.Scann
 	return nil, nil
 }
 
-func processesWith(marker string) []string {
-	out, _ := exec.Command("pgrep", "-af", "sleep "+marker).Output()
-	return strings.Fields(strings.TrimSpace(string(out)))
+// processesWith lists the processes running the slow recipe's command.
+// pgrep exits 1 when there is none; any other failure is an error, so a
+// missing pgrep cannot pass for "nothing left running".
+func processesWith(marker string) ([]string, error) { return pgrep("sleep " + marker) }
+
+// pgrep lists the processes whose command line matches pattern.
+func pgrep(pattern string) ([]string, error) {
+	out, err := exec.Command("pgrep", "-af", pattern).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgrep: %w", err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
+// marker is the sleep duration slowRecipe wrote into recipe.
+func marker(recipe string) string {
+	b, _ := os.ReadFile(recipe)
+	_, after, _ := strings.Cut(string(b), `[sleep, "`)
+	m, _, _ := strings.Cut(after, `"`)
+	return m
+}
+
+// pollUntil calls cond until it reports true, fails, or d passes.
+func pollUntil(d time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// noneLeft fails the test when processes running marker's command remain
+// after d.
+func noneLeft(t *testing.T, marker string, d time.Duration) {
+	t.Helper()
+	var left []string
+	err := pollUntil(d, func() (bool, error) {
+		var err error
+		left, err = processesWith(marker)
+		return len(left) == 0, err
+	})
+	if err != nil {
+		t.Errorf("processes left running: %v (%v)", left, err)
+	}
 }
 
 func workDirsOf(cache string, pid int) []string {
@@ -99,6 +157,9 @@ func TestBakeSIGINT(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "slow.qcow2")
 	cmd, _ := startBake(t, slowRecipe(t, marker), out, cache)
 	pid := cmd.Process.Pid
+	if p, err := processesWith(marker); err != nil || len(p) == 0 {
+		t.Fatalf("the bake's command is not running before the signal: %v %v", p, err)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	var ee *exec.ExitError
@@ -108,9 +169,7 @@ func TestBakeSIGINT(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a file was left at the output path")
 	}
-	if p := processesWith(marker); len(p) > 0 {
-		t.Errorf("processes left running: %v", p)
-	}
+	noneLeft(t, marker, 5*time.Second)
 	if d := workDirsOf(cache, pid); len(d) > 0 {
 		t.Errorf("work directories left: %v", d)
 	}
@@ -129,15 +188,12 @@ func TestBakeSIGKILL(t *testing.T) {
 	recipe := slowRecipe(t, marker)
 	cmd, _ := startBake(t, recipe, out, cache)
 	pid := cmd.Process.Pid
+	if p, err := processesWith(marker); err != nil || len(p) == 0 {
+		t.Fatalf("the bake's command is not running before the signal: %v %v", p, err)
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(processesWith(marker)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if p := processesWith(marker); len(p) > 0 {
-		t.Errorf("processes outlived kiln: %v", p)
-	}
+	noneLeft(t, marker, 10*time.Second)
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a file was left at the output path")
 	}
@@ -233,7 +289,14 @@ func TestVMBakeSIGINT(t *testing.T) {
 	if !booted {
 		t.Fatalf("the VM bake never started: %v", cmd.Wait())
 	}
-	time.Sleep(5 * time.Second) // QEMU is up and booting
+	qemuOf := fmt.Sprintf("qemu-system.*vmbake.%d", pid)
+	if err := pollUntil(time.Minute, func() (bool, error) {
+		p, err := pgrep(qemuOf)
+		return len(p) > 0, err
+	}); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("QEMU never started: %v", err)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	go func() {
 		for sc.Scan() {
@@ -247,8 +310,8 @@ func TestVMBakeSIGINT(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a file was left at the output path")
 	}
-	if p, _ := exec.Command("pgrep", "-f", fmt.Sprintf("qemu-system.*vmbake.%d", pid)).Output(); len(p) > 0 {
-		t.Errorf("QEMU left running: %s", p)
+	if p, err := pgrep(qemuOf); err != nil || len(p) > 0 {
+		t.Errorf("QEMU left running: %v %v", p, err)
 	}
 	if d := workDirsOf(cache, pid); len(d) > 0 {
 		t.Errorf("work directories left: %v", d)

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// TestFollowConsole: lines arrive as the guest writes them, terminal
+// control stripped, a line split across writes whole, and the last
+// unterminated line once QEMU exits.
 func TestFollowConsole(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "console.log")
 	m := &Machine{console: log, done: make(chan struct{})}
@@ -17,18 +20,37 @@ func TestFollowConsole(t *testing.T) {
 		m.FollowConsole(context.Background(), func(l string) bool { got <- l; return true })
 		close(got)
 	}()
-	f, _ := os.Create(log)
-	f.WriteString("\x1b[0;32m  OK  \x1b[0m] Reached\r\nsecond li")
-	time.Sleep(3 * consolePoll)
-	f.WriteString("ne\nunterminated")
-	f.Close()
-	time.Sleep(3 * consolePoll)
-	close(m.done) // QEMU exits: the last partial line is delivered
-	var lines []string
-	for l := range got {
-		lines = append(lines, l)
+	next := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-got:
+			if !ok {
+				t.Fatal("the follower stopped early")
+			}
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatal("no line within 10s")
+		}
+		return ""
 	}
-	if strings.Join(lines, "|") != "  OK  ] Reached|second line|unterminated" {
-		t.Fatalf("lines %q", lines)
+	f, _ := os.Create(log)
+	defer f.Close()
+	f.WriteString("\x1b[0;32m  OK  \x1b[0m] Reached\r\nsecond li")
+	// The follower has read the first write once its first line arrives;
+	// the rest of the second line comes in another write.
+	if l := next(); l != "  OK  ] Reached" {
+		t.Fatalf("first line %q", l)
+	}
+	f.WriteString("ne\nunterminated")
+	if l := next(); l != "second line" {
+		t.Fatalf("second line %q", l)
+	}
+	close(m.done) // QEMU exits: the last partial line is delivered
+	var rest []string
+	for l := range got {
+		rest = append(rest, l)
+	}
+	if strings.Join(rest, "|") != "unterminated" {
+		t.Fatalf("after exit %q", rest)
 	}
 }
