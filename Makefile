@@ -1,6 +1,8 @@
 # kiln — see README.md. `make help` lists the targets.
 # Go from PATH, or where the official tarball puts it; tests run go too.
 export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
+# pipefail: a failing go test is not hidden by the summary it is piped to.
+SHELL   := /bin/bash -o pipefail
 GO      ?= go
 MOD     := $(shell $(GO) list -m 2>/dev/null)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -22,17 +24,21 @@ kiln: ## the kiln CLI, in _output/bin/kiln
 deps: ## install apt packages and Go modules (idempotent)
 	@./hack/deps.sh
 
+# The full pass runs packages in parallel; tests that boot guests take turns
+# (testutil.VMSlot), so a guest never competes with another for the cores.
+# testsum prints each package's verdict, every failure in full, and the
+# slowest tests at the end (also in _output/test-times.txt).
 test: deps ## everything CI runs: vet, unit (race), integration with real tools, fuzz smoke
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
-	CI=$${CI:-true} $(GO) test -p 1 -count=1 -timeout 80m ./...
+	CI=$${CI:-true} $(GO) test -json -count=1 -timeout 80m ./... | $(GO) run ./hack/testsum -o _output/test-times.txt
 	$(MAKE) fuzz FUZZTIME=10s
 
 unit: ## fast unit tests only
 	$(GO) test -short ./...
 
-integration: deps ## integration tests (real QEMU, cloud-init, ...), one package at a time: VMs need the cores
-	$(GO) test -p 1 -count=1 -timeout 80m ./...
+integration: deps ## integration tests (real QEMU, cloud-init, ...), with the time summary
+	$(GO) test -json -count=1 -timeout 80m ./... | $(GO) run ./hack/testsum -o _output/test-times.txt
 
 FUZZTIME ?= 30s
 # Inputs are a few KB: long minimisation would eat the whole budget.

@@ -99,7 +99,7 @@ disk: {size: 3GiB, firmware: [bios]}
 // clean, records its base, grows to disk.size, and passes its checks.
 func TestVMBake(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	ctx := context.Background()
 	base := plainImage(t, "")
 	recipe := writeRecipe(t, base, fmt.Sprintf(vmRecipe, "./base.qcow2"))
@@ -150,7 +150,7 @@ func TestVMBake(t *testing.T) {
 // checksum; a wrong checksum fails before any VM boots.
 func TestVMBakeFromURL(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	ctx := context.Background()
 	base := plainImage(t, "")
 	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(base))))
@@ -165,14 +165,14 @@ func TestVMBakeFromURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_, err = newTestBuilder(t, nil).Bake(ctx, bad, filepath.Join(t.TempDir(), "bad.qcow2"))
+	ev := &events{}
+	_, err = newTestBuilder(t, ev).Bake(ctx, bad, filepath.Join(t.TempDir(), "bad.qcow2"))
 	var ce *fetch.ChecksumError
 	if !errors.As(err, &ce) {
 		t.Fatalf("wrong checksum: want a checksum error, got %v", err)
 	}
-	if time.Since(start) > time.Minute {
-		t.Errorf("the checksum failure took %s: it must come before any boot", time.Since(start))
+	if ev.saw("vm-bake", progress.Start, "") {
+		t.Error("a VM booted a base whose checksum was wrong")
 	}
 
 	good, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf("apiVersion: kiln/v1\nname: kiln-it-url\nbase: %s#sha256=%s\nbake: {files: [{path: /etc/motd, content: \"from a URL base\\n\"}]}\ndisk: {firmware: [bios]}\n", url, hex)))
@@ -201,7 +201,7 @@ func TestVMBakeFromURL(t *testing.T) {
 // bake time out with a message that says so.
 func TestVMBakeWithoutCloudInit(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	base := plainImage(t, "bake:\n  commands:\n    - [touch, /etc/cloud/cloud-init.disabled]\n")
 	plan, err := recipes.LoadPlan(writeRecipe(t, base, "apiVersion: kiln/v1\nname: kiln-it-nocloud\nbase: ./base.qcow2\ndisk: {firmware: [bios]}\n"))
 	if err != nil {
@@ -256,7 +256,7 @@ func TestImageBaseErrors(t *testing.T) {
 // image without any download.
 func TestVMBakeOfPackageBase(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	p := writeRecipe(t, "", `apiVersion: kiln/v1
 name: kiln-it-forced-vm
 bake:
@@ -301,7 +301,7 @@ disk: {size: 2GiB, firmware: [bios]}
 // grace periods, with a warning first, no image and no QEMU left behind.
 func TestVMBakeGuestNeverPowersOff(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	base := plainImage(t, "bake:\n  commands:\n    - [ln, -sf, /dev/null, /etc/systemd/system/poweroff.target]\n")
 	plan, err := recipes.LoadPlan(writeRecipe(t, base, "apiVersion: kiln/v1\nname: kiln-it-nopoweroff\nbase: ./base.qcow2\ndisk: {firmware: [bios]}\n"))
 	if err != nil {
@@ -318,13 +318,11 @@ func TestVMBakeGuestNeverPowersOff(t *testing.T) {
 	})
 	b := New(Options{CacheDir: testutil.CacheDir(t), Progress: sink, PowerOffGrace: 40 * time.Second, BakeTimeout: 15 * time.Minute})
 	out := filepath.Join(t.TempDir(), "x.qcow2")
-	start := time.Now()
+	// The power-off grace ends the bake (the error names ACPI), not its
+	// 15-minute timeout.
 	_, err = b.Bake(context.Background(), plan, out)
 	if err == nil || !strings.Contains(err.Error(), "did not power off") || !strings.Contains(err.Error(), "ACPI") {
 		t.Fatalf("want an error saying the guest did not power off, got %v", err)
-	}
-	if time.Since(start) > 14*time.Minute {
-		t.Errorf("the bake waited for its whole timeout (%s), not the power-off grace", time.Since(start))
 	}
 	mu.Lock()
 	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "power button") }) {

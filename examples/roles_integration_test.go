@@ -33,9 +33,10 @@ func needVM(t *testing.T) {
 	t.Helper()
 	testutil.Integration(t)
 	testutil.NeedRoot(t)
-	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "qemu-img", "qemu-system-x86_64", "grub-mkimage", "unshare"} {
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "qemu-img", "grub-mkimage", "unshare"} {
 		testutil.NeedTool(t, tool)
 	}
+	testutil.NeedGuest(t)
 }
 
 // variant writes a recipe that extends an example.

@@ -262,7 +262,7 @@ func mustRead(t *testing.T, p string) string {
 // no work directory.
 func TestVMBakeSIGINT(t *testing.T) {
 	needBake(t)
-	testutil.NeedTool(t, "qemu-system-x86_64")
+	testutil.NeedGuest(t)
 	cache := testutil.CacheDir(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "plain.yaml"), []byte("apiVersion: kiln/v1\nname: kiln-it-plain\ndisk: {size: 2GiB}\n"), 0o644)

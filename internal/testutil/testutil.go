@@ -3,10 +3,14 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // InCI reports whether the tests run under CI, where no integration test may skip.
@@ -80,4 +84,27 @@ func NeedRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		Unavailable(t, "needs root (mmdebstrap, chroot)")
 	}
+}
+
+// VMSlot makes the test the only one on this machine booting guests until
+// it ends: test packages run in parallel (make test), but two TCG guests
+// on two cores would starve each other into timeouts. Tests that do no
+// boot never wait for it.
+func VMSlot(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	release, err := flock.Lock(ctx, filepath.Join(os.TempDir(), "kiln-test-vm.lock"))
+	if err != nil {
+		t.Fatalf("waiting for the VM slot: %v", err)
+	}
+	t.Cleanup(release)
+}
+
+// NeedGuest is for tests that boot a full guest: QEMU must be there, and
+// the test takes the machine's VM slot (VMSlot).
+func NeedGuest(t testing.TB) {
+	t.Helper()
+	NeedTool(t, "qemu-system-x86_64")
+	VMSlot(t)
 }
