@@ -79,12 +79,12 @@ func newTestBuilder(t *testing.T, sink progress.Sink) *Builder {
 	return New(Options{CacheDir: testutil.CacheDir(t), Progress: sink})
 }
 
-// TestBakeBootLint is the golden path: bake a role image from packages,
-// check the artifact with the reference tools and kiln lint, then boot it
-// under SeaBIOS and OVMF with a kiln seed and run its checks.
-func TestBakeBootLint(t *testing.T) {
+// TestBakeArtifact is the golden path offline: bake a role image from
+// packages and check the artifact with the reference tools, its manifest
+// against the schema and the files, and kiln lint. (Booting kiln's images
+// is the examples' job: every role boots there, under BIOS and UEFI.)
+func TestBakeArtifact(t *testing.T) {
 	needBakeTools(t)
-	testutil.NeedGuest(t)
 	ctx := context.Background()
 	plan := recipeVariant(t)
 	out := filepath.Join(t.TempDir(), "web.qcow2")
@@ -106,33 +106,20 @@ func TestBakeBootLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	outDigest, _ := digest.File(out)
-	size, sum := outDigest.Size, outDigest.String()
-	if m.Artifacts[0].SHA256 != sum || m.Artifacts[0].Size != size || m.Disk.FileSize != size {
-		t.Errorf("manifest artifact %+v, file %d %s", m.Artifacts[0], size, sum)
+	if m.Artifacts[0].SHA256 != outDigest.String() || m.Artifacts[0].Size != outDigest.Size || m.Disk.FileSize != outDigest.Size {
+		t.Errorf("manifest artifact %+v, file %+v", m.Artifacts[0], outDigest)
 	}
-	if m.Package("tree") == "" || m.Package("cloud-init") == "" || m.OS.Kernel == "" || m.Recipe.Digest != plan.Digest {
-		t.Errorf("manifest content: %+v", m.OS)
+	if m.Package("tree") == "" || m.OS.CloudInit == "" || m.OS.Systemd == "" || m.OS.Kernel == "" || m.Recipe.Digest != plan.Digest || len(m.Checks) != 3 {
+		t.Errorf("manifest content: %+v %+v", m.OS, m.Recipe)
+	}
+	// The manifest names the recipe it came from, relative to itself, so
+	// kiln test can find it.
+	if got := m.RecipePath(res.Manifest); got != plan.Recipe.File() {
+		t.Errorf("manifest names recipe %q, want %q", got, plan.Recipe.File())
 	}
 	rep, err := lint.Image(ctx, out)
 	if err != nil || !rep.Clean() {
 		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
-	}
-	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Firmware: []string{"bios", "uefi"}, BootTimeout: 8 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range reports {
-		if !r.OK {
-			t.Errorf("%s: %s\n%s", r.Firmware, r.Error, r.ConsoleTail)
-			continue
-		}
-		if r.CloudInit.Status != "done" || len(r.CloudInit.Errors) != 0 || r.Hostname != "web-0" || len(r.Checks) != 3 {
-			t.Errorf("%s: %+v", r.Firmware, r)
-		}
-	}
-	// The image under test is never written to.
-	if after, _ := digest.File(out); after.String() != sum {
-		t.Error("booting the image changed it")
 	}
 }
 

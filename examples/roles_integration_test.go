@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/imagetest"
+	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -56,6 +57,13 @@ func variant(t *testing.T, example, body string) string {
 // bakeAndTest bakes a recipe and boots it once under BIOS.
 func bakeAndTest(t *testing.T, recipe string, opts imagetest.Options) imagetest.Report {
 	t.Helper()
+	return bakeAndTestUnder(t, recipe, "bios", nil, opts)
+}
+
+// bakeAndTestUnder bakes a recipe and boots it once under firmware;
+// baked, when set, sees the image before it boots.
+func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image string), opts imagetest.Options) imagetest.Report {
+	t.Helper()
 	ctx := context.Background()
 	plan, err := recipes.LoadPlan(recipe)
 	if err != nil {
@@ -66,7 +74,10 @@ func bakeAndTest(t *testing.T, recipe string, opts imagetest.Options) imagetest.
 	if _, err := b.Bake(ctx, plan, img); err != nil {
 		t.Fatal(err)
 	}
-	opts.Firmware = []string{"bios"}
+	if baked != nil {
+		baked(img)
+	}
+	opts.Firmware = []string{firmware}
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 8 * time.Minute
 	}
@@ -112,90 +123,119 @@ func mustExec(ctx context.Context, g *imagetest.Guest, sh string) (string, error
 	return out, nil
 }
 
-// app-host: the app answers over HTTP, and comes back after being killed.
-func TestRoleAppHostInVM(t *testing.T) {
+// app-host and cron-runner, on one VM booted under UEFI: the multi-role
+// example (an app and the jobs that serve it), with two more jobs. The app
+// answers over HTTP and comes back after being killed; a job every minute
+// runs at least twice and writes its marker; a job that outlives its
+// timeout is killed and recorded as failed; both roles' own checks pass.
+// The image under test is never written.
+func TestAppHostAndCronRunnerInVM(t *testing.T) {
 	needVM(t)
-	r := bakeAndTest(t, "app-host.yaml", imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
-		pid, err := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
-		if err != nil {
-			return err
-		}
-		pid = strings.TrimSpace(pid)
-		if pid == "" || pid == "0" {
-			return fmt.Errorf("hello has no main process")
-		}
-		if _, err := mustExec(ctx, g, "kill -9 "+pid); err != nil {
-			return err
-		}
-		addr, _ := g.Addr(8080)
-		return poll(ctx, time.Minute, func() error {
-			now, _ := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
-			if now = strings.TrimSpace(now); now == pid || now == "0" {
-				return fmt.Errorf("not restarted yet (MainPID %s)", now)
-			}
-			resp, err := http.Get("http://" + addr + "/healthz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		})
-	}})
-	requireOK(t, r)
-}
-
-// cron-runner: a job every minute runs at least twice and writes its marker;
-// a job that outlives its timeout is killed and recorded as failed.
-func TestRoleCronRunnerInVM(t *testing.T) {
-	needVM(t)
-	recipe := variant(t, "cron-runner.yaml", `name: cron-it
+	// The variant's cron-runner replaces the example's: it keeps its job
+	// and adds two.
+	recipe := variant(t, "multi-role.yaml", `name: app-cron-it
 roles:
   - cron-runner:
       jobs:
+        - {name: warm-cache, schedule: "*/5 * * * *", command: [curl, -fsS, -o, /dev/null, "http://127.0.0.1:8080/"], timeout: 1m}
         - {name: heartbeat, schedule: "* * * * *", command: "date -u >> /var/lib/heartbeat.log", timeout: 30s}
         - {name: overrun, schedule: "*:*:0/20", command: [sleep, "300"], timeout: 5s}
 `)
-	r := bakeAndTest(t, recipe, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
-		err := poll(ctx, 4*time.Minute, func() error {
-			out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/heartbeat.json && wc -l < /var/lib/heartbeat.log")
-			if err != nil {
-				return err
-			}
-			var res struct {
-				OK   bool `json:"ok"`
-				Runs int  `json:"runs"`
-			}
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
-				return fmt.Errorf("result %q: %v", lines[0], err)
-			}
-			marks, _ := strconv.Atoi(strings.TrimSpace(lines[len(lines)-1]))
-			if !res.OK || res.Runs < 2 || marks < 2 {
-				return fmt.Errorf("heartbeat: %d runs recorded, %d markers so far", res.Runs, marks)
-			}
-			return nil
-		})
+	var before digest.Sum
+	r := bakeAndTestUnder(t, recipe, "uefi", func(img string) { before, _ = digest.File(img) }, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
+		if err := appRestarts(ctx, g); err != nil {
+			return fmt.Errorf("app-host: %w", err)
+		}
+		if err := cronJobsRun(ctx, g); err != nil {
+			return fmt.Errorf("cron-runner: %w", err)
+		}
+		return nil
+	}})
+	requireOK(t, r)
+	names := map[string]bool{}
+	for _, c := range r.Checks {
+		names[c.Name] = c.OK
+	}
+	if !names["hello health"] || !names["cron warm-cache scheduled"] || !names["cron heartbeat scheduled"] {
+		t.Errorf("both roles' checks should have run and passed: %+v", r.Checks)
+	}
+	if r.Firmware != "uefi" || r.CloudInit.Status != "done" || len(r.CloudInit.Errors) != 0 {
+		t.Errorf("report %+v", r)
+	}
+	if after, _ := digest.File(r.Image); after != before {
+		t.Error("booting the image changed it")
+	}
+}
+
+// appRestarts: the app answers, and comes back after being killed.
+func appRestarts(ctx context.Context, g *imagetest.Guest) error {
+	pid, err := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
+	if err != nil {
+		return err
+	}
+	pid = strings.TrimSpace(pid)
+	if pid == "" || pid == "0" {
+		return fmt.Errorf("hello has no main process")
+	}
+	if _, err := mustExec(ctx, g, "kill -9 "+pid); err != nil {
+		return err
+	}
+	addr, _ := g.Addr(8080)
+	return poll(ctx, time.Minute, func() error {
+		now, _ := mustExec(ctx, g, "systemctl show -p MainPID --value hello")
+		if now = strings.TrimSpace(now); now == pid || now == "0" {
+			return fmt.Errorf("not restarted yet (MainPID %s)", now)
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return err
 		}
-		if out, err := mustExec(ctx, g, "journalctl --no-pager -t kiln-cron-heartbeat -t kiln-cron-overrun"); err != nil || !strings.Contains(out, "kiln-cron") {
-			return fmt.Errorf("no job log in the journal: %v %s", err, out)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		return poll(ctx, 2*time.Minute, func() error {
-			out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/overrun.json")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(out, `"ok":false`) || !strings.Contains(out, `"result":"timeout"`) {
-				return fmt.Errorf("overrun recorded as %s", out)
-			}
-			return nil
-		})
-	}})
-	requireOK(t, r)
+		return nil
+	})
+}
+
+// cronJobsRun: heartbeat runs at least twice and logs to the journal;
+// overrun is killed at its timeout and recorded as failed.
+func cronJobsRun(ctx context.Context, g *imagetest.Guest) error {
+	err := poll(ctx, 4*time.Minute, func() error {
+		out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/heartbeat.json && wc -l < /var/lib/heartbeat.log")
+		if err != nil {
+			return err
+		}
+		var res struct {
+			OK   bool `json:"ok"`
+			Runs int  `json:"runs"`
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
+			return fmt.Errorf("result %q: %v", lines[0], err)
+		}
+		marks, _ := strconv.Atoi(strings.TrimSpace(lines[len(lines)-1]))
+		if !res.OK || res.Runs < 2 || marks < 2 {
+			return fmt.Errorf("heartbeat: %d runs recorded, %d markers so far", res.Runs, marks)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if out, err := mustExec(ctx, g, "journalctl --no-pager -t kiln-cron-heartbeat -t kiln-cron-overrun"); err != nil || !strings.Contains(out, "kiln-cron") {
+		return fmt.Errorf("no job log in the journal: %v %s", err, out)
+	}
+	return poll(ctx, 2*time.Minute, func() error {
+		out, err := mustExec(ctx, g, "cat /var/lib/kiln/cron/overrun.json")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, `"ok":false`) || !strings.Contains(out, `"result":"timeout"`) {
+			return fmt.Errorf("overrun recorded as %s", out)
+		}
+		return nil
+	})
 }
 
 // job-runner: the job runs once at first boot, the VM powers itself off,
@@ -403,20 +443,6 @@ func TestRoleNetworkInVM(t *testing.T) {
 		if !c.OK {
 			t.Errorf("check %s: %s", c.Name, c.Detail)
 		}
-	}
-}
-
-// Several roles on one VM: the multi-role example passes both roles' checks.
-func TestMultiRoleInVM(t *testing.T) {
-	needVM(t)
-	r := bakeAndTest(t, "multi-role.yaml", imagetest.Options{})
-	requireOK(t, r)
-	names := map[string]bool{}
-	for _, c := range r.Checks {
-		names[c.Name] = c.OK
-	}
-	if !names["hello health"] || !names["cron warm-cache scheduled"] {
-		t.Errorf("both roles' checks should have run and passed: %+v", r.Checks)
 	}
 }
 
