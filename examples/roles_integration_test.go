@@ -81,7 +81,16 @@ func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image st
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 8 * time.Minute
 	}
-	reports, err := imagetest.Run(ctx, imagetest.ForPlan(img, plan), opts)
+	// Tested the way `kiln bake` then `kiln test IMAGE` does: the instance
+	// seed comes from the recipe the image's manifest names.
+	target, err := imagetest.Resolve(img, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.Plan == nil || target.Plan.Digest != plan.Digest {
+		t.Fatalf("kiln test would not use the recipe the image was baked from: %q", target.Notes)
+	}
+	reports, err := imagetest.Run(ctx, target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
