@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,6 +40,13 @@ const RootLabel = "kiln-root"
 // lower-case form udev uses for /dev/disk/by-uuid (root=UUID= is matched
 // against it case-sensitively).
 func RootUUID(seed string) string { return strings.ToLower(gpt.DeriveGUID(seed, "root-fs").String()) }
+
+// espSerial is the volume serial of the EFI system partition Assemble
+// derives from a seed; Linux shows it as the filesystem UUID, "XXXX-XXXX".
+func espSerial(seed string) uint32 {
+	g := gpt.DeriveGUID(seed, "esp-fs")
+	return binary.LittleEndian.Uint32(g[:4])
+}
 
 // Assemble builds a bootable raw disk from a root tree (see the package
 // comment for the layout). It writes /boot/grub/grub.cfg into the tree.
@@ -110,7 +118,7 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 	if err := installBIOS(f, f, core); err != nil {
 		return nil, err
 	}
-	if err := writeESP(f, efi); err != nil {
+	if err := writeESP(f, efi, espSerial(spec.Seed), spec.Epoch); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {

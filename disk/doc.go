@@ -10,8 +10,9 @@
 //	LBA 0            protective MBR; bytes 0..439 hold GRUB's boot.img
 //	LBA 1..33        primary GPT header and entries
 //	1 MiB   (p1)     BIOS boot partition: GRUB's core.img, found by boot.img
-//	2 MiB   (p2)     EFI system partition, FAT32: /EFI/BOOT/BOOTX64.EFI (GRUB)
-//	66 MiB  (p3)     root, ext4 made by mkfs.ext4 -d from a directory tree,
+//	2 MiB   (p2)     EFI system partition, 65 MiB of FAT32 made with go-diskfs
+//	                 (serial and timestamps pinned): /EFI/BOOT/BOOTX64.EFI (GRUB)
+//	67 MiB  (p3)     root, ext4 made by mkfs.ext4 -d from a directory tree,
 //	                 to the end of the disk
 //	last 33 sectors  backup GPT
 //
