@@ -8,11 +8,14 @@ package disk
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +158,93 @@ func firstDiff(a, b []byte) int {
 		return min(len(a), len(b))
 	}
 	return -1
+}
+
+// TestAssembleTable reads the partition table of an assembled disk back
+// with sfdisk and with gpt.Read: every GUID derives from the seed, and
+// LBA 0 holds both GRUB's boot code and the protective MBR partition.
+func TestAssembleTable(t *testing.T) {
+	const seed = "table"
+	path, res := assembleTestDisk(t, seed)
+	const last = MinSize/sectorSize - 1 // 661503
+	want := []gpt.Partition{
+		{Type: gpt.TypeBIOSBoot, GUID: gpt.DeriveGUID(seed, "bios-boot"), Name: "bios-boot", FirstLBA: 2048, LastLBA: 4095},
+		{Type: gpt.TypeEFISystem, GUID: gpt.DeriveGUID(seed, "esp"), Name: "esp", FirstLBA: 4096, LastLBA: 137215},
+		// Root ends on a 4 KiB boundary before the backup GPT (33 sectors).
+		{Type: gpt.TypeLinuxRootX86_64, GUID: gpt.DeriveGUID(seed, "root"), Name: "root", FirstLBA: 137216, LastLBA: 661463},
+	}
+	if !slices.Equal(res.Partitions, want) {
+		t.Errorf("Result.Partitions:\n got %+v\nwant %+v", res.Partitions, want)
+	}
+
+	out, err := tool(t, "sfdisk", "--json", path)
+	if err != nil {
+		t.Fatalf("sfdisk --json: %v\n%s", err, out)
+	}
+	var dump struct {
+		PartitionTable struct {
+			Label, ID  string
+			FirstLBA   uint64 `json:"firstlba"`
+			LastLBA    uint64 `json:"lastlba"`
+			Partitions []struct {
+				Start, Size      uint64
+				Type, UUID, Name string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &dump); err != nil {
+		t.Fatalf("sfdisk --json: %v\n%s", err, out)
+	}
+	pt := dump.PartitionTable
+	if pt.Label != "gpt" || pt.ID != gpt.DeriveGUID(seed, "disk").String() || pt.FirstLBA != 34 || pt.LastLBA != last-33 {
+		t.Errorf("sfdisk: label %s, id %s, usable LBAs %d..%d", pt.Label, pt.ID, pt.FirstLBA, pt.LastLBA)
+	}
+	var got []gpt.Partition
+	for _, p := range pt.Partitions {
+		got = append(got, gpt.Partition{Type: gpt.MustParseGUID(p.Type), GUID: gpt.MustParseGUID(p.UUID), Name: p.Name,
+			FirstLBA: p.Start, LastLBA: p.Start + p.Size - 1})
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("sfdisk:\n got %+v\nwant %+v", got, want)
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tab, err := gpt.Read(f, MinSize)
+	if err != nil || len(tab.Warnings) != 0 || tab.DiskGUID != gpt.DeriveGUID(seed, "disk") || !slices.Equal(tab.Partitions, want) {
+		t.Errorf("gpt.Read: %v, warnings %q\n got %+v\nwant %+v", err, tab.Warnings, tab, want)
+	}
+
+	// LBA 0: GRUB's boot.img pointing at core.img in the BIOS boot
+	// partition, then the protective MBR: no disk signature, one 0xEE
+	// partition from LBA 1 to the end of the disk, 55 AA.
+	mbr := make([]byte, sectorSize)
+	if _, err := f.ReadAt(mbr, 0); err != nil {
+		t.Fatal(err)
+	}
+	bootImg, err := os.ReadFile(filepath.Join(GRUBDir, "i386-pc", "boot.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(bootImg[0x5c:], 2048)
+	if i := firstDiff(mbr[:440], bootImg[:440]); i >= 0 {
+		t.Errorf("MBR byte %d differs from GRUB's boot.img with the core.img LBA", i)
+	}
+	le := binary.LittleEndian
+	entry := mbr[446:462]
+	if !bytes.Equal(mbr[440:446], make([]byte, 6)) || entry[0] != 0 || entry[4] != 0xEE ||
+		le.Uint32(entry[8:]) != 1 || le.Uint32(entry[12:]) != last ||
+		!bytes.Equal(mbr[462:510], make([]byte, 48)) || mbr[510] != 0x55 || mbr[511] != 0xAA {
+		t.Errorf("protective MBR, bytes 440..511:\n% X", mbr[440:])
+	}
+	core := make([]byte, sectorSize)
+	if _, err := f.ReadAt(core, 2048*sectorSize); err != nil {
+		t.Fatal(err)
+	}
+	if start, n, seg := le.Uint64(core[0x1f4:]), le.Uint16(core[0x1fc:]), le.Uint16(core[0x1fe:]); start != 2049 || n == 0 || seg != 0x820 {
+		t.Errorf("core.img blocklist: start %d, %d sectors, segment %#x", start, n, seg)
+	}
 }
