@@ -112,8 +112,10 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 				FirstLBA: lba(l.rootOffset), LastLBA: lba(l.rootOffset+l.rootSize) - 1},
 		},
 	}
-	if err := table.Write(f, spec.Size); err != nil {
-		return nil, err
+	// Of LBA 0, go-diskfs writes the protective MBR (bytes 446..511) and
+	// installBIOS then GRUB's boot.img (bytes 0..439), keeping the rest.
+	if err := table.ToDiskfs().Write(f, spec.Size); err != nil {
+		return nil, fmt.Errorf("disk: writing the partition table: %w", err)
 	}
 	if err := installBIOS(f, f, core); err != nil {
 		return nil, err

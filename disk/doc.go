@@ -1,7 +1,7 @@
 // Package disk builds bootable disk images in user space — no loop devices,
 // no device-mapper, no mounts — and its subpackages read them back:
 //
-//	disk/gpt    GUID partition tables (write and read)
+//	disk/gpt    GUID partition tables: read, and written through go-diskfs
 //	disk/ext4   read-only ext4 as an io/fs.FS, for offline inspection
 //	disk/image  qcow2 and raw images as flat virtual disks
 //
