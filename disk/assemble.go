@@ -84,6 +84,10 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 	if err != nil {
 		return nil, err
 	}
+	bootImg, err := bootImage()
+	if err != nil {
+		return nil, err
+	}
 
 	f, err := os.OpenFile(spec.Path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
@@ -117,7 +121,7 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 	if err := table.ToDiskfs().Write(f, spec.Size); err != nil {
 		return nil, fmt.Errorf("disk: writing the partition table: %w", err)
 	}
-	if err := installBIOS(f, f, core); err != nil {
+	if err := installBIOS(f, f, bootImg, core); err != nil {
 		return nil, err
 	}
 	if err := writeESP(f, efi, espSerial(spec.Seed), spec.Epoch); err != nil {
