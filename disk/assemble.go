@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,6 +41,13 @@ const RootLabel = "kiln-root"
 // against it case-sensitively).
 func RootUUID(seed string) string { return strings.ToLower(gpt.DeriveGUID(seed, "root-fs").String()) }
 
+// espSerial is the volume serial of the EFI system partition Assemble
+// derives from a seed; Linux shows it as the filesystem UUID, "XXXX-XXXX".
+func espSerial(seed string) uint32 {
+	g := gpt.DeriveGUID(seed, "esp-fs")
+	return binary.LittleEndian.Uint32(g[:4])
+}
+
 // Assemble builds a bootable raw disk from a root tree (see the package
 // comment for the layout). It writes /boot/grub/grub.cfg into the tree.
 // On failure the disk file is removed.
@@ -76,6 +84,10 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 	if err != nil {
 		return nil, err
 	}
+	bootImg, err := bootImage()
+	if err != nil {
+		return nil, err
+	}
 
 	f, err := os.OpenFile(spec.Path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
@@ -104,13 +116,15 @@ func Assemble(ctx context.Context, spec Spec, sink progress.Sink) (res *Result, 
 				FirstLBA: lba(l.rootOffset), LastLBA: lba(l.rootOffset+l.rootSize) - 1},
 		},
 	}
-	if err := table.Write(f, spec.Size); err != nil {
+	// Of LBA 0, go-diskfs writes the protective MBR (bytes 446..511) and
+	// installBIOS then GRUB's boot.img (bytes 0..439), keeping the rest.
+	if err := table.ToDiskfs().Write(f, spec.Size); err != nil {
+		return nil, fmt.Errorf("disk: writing the partition table: %w", err)
+	}
+	if err := installBIOS(f, f, bootImg, core); err != nil {
 		return nil, err
 	}
-	if err := installBIOS(f, f, core); err != nil {
-		return nil, err
-	}
-	if err := writeESP(f, efi); err != nil {
+	if err := writeESP(f, efi, espSerial(spec.Seed), spec.Epoch); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {

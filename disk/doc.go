@@ -1,7 +1,7 @@
 // Package disk builds bootable disk images in user space — no loop devices,
 // no device-mapper, no mounts — and its subpackages read them back:
 //
-//	disk/gpt    GUID partition tables (write and read)
+//	disk/gpt    GUID partition tables: read, and written through go-diskfs
 //	disk/ext4   read-only ext4 as an io/fs.FS, for offline inspection
 //	disk/image  qcow2 and raw images as flat virtual disks
 //
@@ -10,8 +10,9 @@
 //	LBA 0            protective MBR; bytes 0..439 hold GRUB's boot.img
 //	LBA 1..33        primary GPT header and entries
 //	1 MiB   (p1)     BIOS boot partition: GRUB's core.img, found by boot.img
-//	2 MiB   (p2)     EFI system partition, FAT32: /EFI/BOOT/BOOTX64.EFI (GRUB)
-//	66 MiB  (p3)     root, ext4 made by mkfs.ext4 -d from a directory tree,
+//	2 MiB   (p2)     EFI system partition, 65 MiB of FAT32 made with go-diskfs
+//	                 (serial and timestamps pinned): /EFI/BOOT/BOOTX64.EFI (GRUB)
+//	67 MiB  (p3)     root, ext4 made by mkfs.ext4 -d from a directory tree,
 //	                 to the end of the disk
 //	last 33 sectors  backup GPT
 //

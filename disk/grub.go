@@ -73,23 +73,30 @@ func mkimage(ctx context.Context, dir, format, rootUUID string) ([]byte, error) 
 	return os.ReadFile(out)
 }
 
-// installBIOS writes GRUB's core.img into the BIOS boot partition and its
-// boot.img into the MBR, then links them: boot.img's core-LBA field
-// (offset 0x5c, u64 LE) points at core.img's first sector, whose blocklist
-// (offset 0x1f4: u64 start LBA, u16 sector count, u16 load segment) points at
-// the rest of core.img. This is what grub-bios-setup does for a device, done
-// on an image file.
-func installBIOS(w io.WriterAt, r io.ReaderAt, core []byte) error {
-	sectors := (len(core) + sectorSize - 1) / sectorSize
-	if int64(sectors)*sectorSize > biosBootSize {
-		return fmt.Errorf("disk: core.img is %d bytes, more than the %d-byte BIOS boot partition", len(core), biosBootSize)
-	}
-	bootImg, err := os.ReadFile(filepath.Join(GRUBDir, "i386-pc", "boot.img"))
+// bootImage reads GRUB's boot.img, the boot code installBIOS puts into
+// the MBR.
+func bootImage() ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(GRUBDir, "i386-pc", "boot.img"))
 	if err != nil {
-		return fmt.Errorf("disk: %w (install grub-pc-bin)", err)
+		return nil, fmt.Errorf("disk: %w (install grub-pc-bin)", err)
 	}
+	return b, nil
+}
+
+// installBIOS writes GRUB's core.img into the BIOS boot partition and its
+// boot.img (bootImg, one sector) into the MBR, then links them: boot.img's
+// core-LBA field (offset 0x5c, u64 LE) points at core.img's first sector,
+// whose blocklist (offset 0x1f4: u64 start LBA, u16 sector count, u16 load
+// segment) points at the rest of core.img. This is what grub-bios-setup
+// does for a device, done on an image file. Of the MBR it replaces bytes
+// 0..439 only: the disk signature and partition table stay.
+func installBIOS(w io.WriterAt, r io.ReaderAt, bootImg, core []byte) error {
 	if len(bootImg) != sectorSize {
 		return fmt.Errorf("disk: boot.img is %d bytes, want %d", len(bootImg), sectorSize)
+	}
+	sectors := (len(core) + sectorSize - 1) / sectorSize
+	if sectors == 0 || int64(sectors)*sectorSize > biosBootSize {
+		return fmt.Errorf("disk: core.img is %d bytes, want 1 to %d (the BIOS boot partition)", len(core), biosBootSize)
 	}
 	coreLBA := lba(biosBootStart)
 	padded := make([]byte, sectors*sectorSize)
@@ -104,8 +111,8 @@ func installBIOS(w io.WriterAt, r io.ReaderAt, core []byte) error {
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint64(bootImg[0x5c:], coreLBA)
-	copy(mbr[:440], bootImg[:440]) // keep the disk signature and the protective partition table
-	_, err = w.WriteAt(mbr, 0)
+	copy(mbr[:440], bootImg)
+	binary.LittleEndian.PutUint64(mbr[0x5c:], coreLBA)
+	_, err := w.WriteAt(mbr, 0)
 	return err
 }

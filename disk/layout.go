@@ -9,8 +9,13 @@ const (
 	biosBootStart = 1 * mib
 	biosBootSize  = 1 * mib
 	espStart      = 2 * mib
-	espSize       = 64 * mib // FAT32 needs >= 65525 clusters: 64 MiB of 512-byte clusters
-	rootStart     = espStart + espSize
+	// The ESP is FAT32, which needs >= 65525 clusters: 65 MiB holds 131040
+	// of 512 bytes. Not 64 MiB: go-diskfs v1.9.4's sectors-per-FAT formula
+	// leaves out the FAT's two reserved entries, and for some sizes, 64 MiB
+	// among them, that leaves the FAT two entries short of the clusters.
+	// pinFAT32 checks the geometry go-diskfs chose.
+	espSize   = 65 * mib
+	rootStart = espStart + espSize
 
 	gptReserve = 33 * sectorSize // backup entries + header at the end
 	// MinSize is the smallest disk Assemble makes.

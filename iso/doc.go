@@ -57,4 +57,16 @@
 //
 // [Read] reads either format back, including images written by
 // cloud-localds (genisoimage, mkfs.vfat and mcopy).
+//
+// # Why not go-diskfs
+//
+// kiln uses go-diskfs where it holds up (GPT, the ESP), but not here.
+// Measured with v1.9.4: its ISO9660 writer stamps the volume descriptors
+// with time.Now(), so the same seed written twice differs; it writes an
+// empty Joliet root when the last file's size is a multiple of 2048 bytes
+// (user-data of 2048 or 4096 bytes), so Joliet readers see no files; and
+// its FAT12 writer marks one cluster used that no file owns, which
+// fsck.fat -n reports. TestReproducible (written twice, seconds apart),
+// TestIntegrationISO (isoinfo -J -l of such seeds) and TestIntegrationVFAT
+// (fsck.fat -n at FAT12's limits) hold this writer to all three.
 package iso

@@ -87,7 +87,21 @@ func isoinfoListing(t *testing.T, path string, tree string) []string {
 
 func TestIntegrationISO(t *testing.T) {
 	testutil.Integration(t)
-	entries := integrationEntries()
+	cases := map[string][]Entry{
+		"seed": integrationEntries(),
+		// The last file's data ends on a sector boundary: go-diskfs's
+		// writer loses its Joliet directory then.
+		"user-data 2048": seedWith(2048),
+		"user-data 4096": seedWith(4096),
+	}
+	for name, entries := range cases {
+		t.Run(name, func(t *testing.T) { checkISO(t, entries) })
+	}
+}
+
+// checkISO has blkid, isoinfo and file check a seed ISO of the entries:
+// label, Rock Ridge and Joliet trees, every file's bytes, dates.
+func checkISO(t *testing.T, entries []Entry) {
 	path := writeTemp(t, Options{ModTime: testTime}, entries, "seed.iso")
 	st, _ := os.Stat(path)
 
@@ -212,8 +226,41 @@ func TestIntegrationCloudLocalds(t *testing.T) {
 	}
 }
 
+// largestFAT returns the largest size of user-data, beside a small
+// meta-data, for which the planned VFAT image still satisfies ok.
+func largestFAT(t *testing.T, ok func(*fatLayout) bool) int {
+	t.Helper()
+	fits := func(n int) bool {
+		l, err := planFAT("CIDATA", testTime, []Entry{{Name: "meta-data", Data: []byte("x")}, {Name: "user-data", Data: make([]byte, n)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok(l)
+	}
+	lo, hi := 0, 8<<20 // fits(lo), !fits(hi)
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// seedWith is a seed whose user-data has n bytes.
+func seedWith(n int) []Entry {
+	return []Entry{{Name: "meta-data", Data: []byte("x")}, {Name: "user-data", Data: pattern(n, 4)}}
+}
+
 func TestIntegrationVFAT(t *testing.T) {
 	testutil.Integration(t)
+	oneMiB := largestFAT(t, func(l *fatLayout) bool { return l.total == 2048 })
+	fat12 := largestFAT(t, func(l *fatLayout) bool { return !l.fat16 })
+	var whole []Entry // files of whole 512-byte clusters
+	for i := range 8 {
+		whole = append(whole, Entry{Name: fmt.Sprintf("part-%d", i), Data: pattern(512<<i, byte(i))})
+	}
 	cases := map[string][]Entry{
 		"seed": integrationEntries(),
 		// Clashing 8.3 names, 5-part long names and a FAT16 image.
@@ -223,6 +270,16 @@ func TestIntegrationVFAT(t *testing.T) {
 			{Name: strings.Repeat("long-name-", 6) + "1234", Data: []byte("5")},
 		},
 		"fat16": {{Name: "big-file", Data: pattern(3<<20, 3)}, {Name: "meta-data", Data: []byte("x")}},
+		// FAT12 at its limits, where a FAT sized a few entries short or a
+		// cluster too many marked used (go-diskfs's FAT12 leaks one) shows:
+		// fsck.fat -n fails on either.
+		"fullest 1 MiB":       seedWith(oneMiB),
+		"one more byte":       seedWith(oneMiB + 1),
+		"fullest FAT12":       seedWith(fat12),
+		"first FAT16":         seedWith(fat12 + 1),
+		"whole clusters":      whole,
+		"user-data 2 KiB":     seedWith(2048),
+		"user-data 1 cluster": seedWith(512),
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 )
 
 // TestThroughGPTAndQcow2 is kiln's read-back path: a raw disk with a GPT
-// written by disk/gpt, an ext4 root filesystem made in place by mkfs.ext4
+// written by go-diskfs, an ext4 root filesystem made in place by mkfs.ext4
 // -E offset=, converted to a zstd-compressed qcow2, then image.Open ->
 // gpt.Read -> ext4.Open on the partition.
 func TestThroughGPTAndQcow2(t *testing.T) {
@@ -35,9 +35,9 @@ func TestThroughGPTAndQcow2(t *testing.T) {
 	tab := &gpt.Table{DiskGUID: gpt.DeriveGUID("disk")}
 	tab.Partitions = []gpt.Partition{{
 		Type: gpt.TypeLinuxRootX86_64, GUID: gpt.DeriveGUID("root"), Name: "root",
-		FirstLBA: first, LastLBA: tab.LastUsable(diskSize),
+		FirstLBA: first, LastLBA: diskSize/512 - 34, // the last usable LBA
 	}}
-	if err := tab.Write(f, diskSize); err != nil {
+	if err := tab.ToDiskfs().Write(f, diskSize); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

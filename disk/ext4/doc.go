@@ -8,6 +8,14 @@
 // not replay the journal: a filesystem that was not unmounted cleanly is
 // read as its metadata blocks stand.
 //
+// It is kiln's own rather than go-diskfs's ext4 reader, which v1.9.4
+// answers "could not read directory entries" for a path through a
+// symbolic link to a directory, such as lib/systemd/... on a merged-/usr
+// Debian, where lib -> usr/lib; and which is slower: measured here, it
+// read 3000 small files of one directory in 4.5 s, this reader in 27 ms
+// (about 10x on a whole root tree). checkLinks in the tests pins the
+// links that must resolve (dir-link/c/d/deep.txt, abs-dir-link/d/...).
+//
 // # On-disk layout (all integers little-endian)
 //
 // Superblock: 1024 bytes at byte 1024 of the filesystem.

@@ -310,6 +310,9 @@ func checkLinks(t *testing.T, fsys *FS) {
 		}
 		return string(b)
 	}
+	// dir-link/..., self-dir/... and abs-dir-link/... go through links to
+	// directories mid-path, like lib/systemd/... on a merged-/usr system:
+	// go-diskfs's reader fails there (doc.go).
 	for name, want := range map[string]string{
 		"rel-link":                    "deep\n",
 		"slow-link":                   "deep\n",

@@ -1,20 +1,21 @@
-// Package gpt writes and reads GUID partition tables (UEFI 2.10 chapter 5)
-// on disks of 512-byte sectors, in pure Go.
+// Package gpt reads GUID partition tables (UEFI 2.10 chapter 5) on disks
+// of 512-byte sectors, in pure Go, and hands tables to go-diskfs's
+// partition/gpt to write (Table.ToDiskfs): kiln writes no GPT bytes of its
+// own. GUIDs for reproducible disks come from DeriveGUID.
 //
-// # Layout written by Table.Write
+// # Layout
 //
 // All integers little-endian; LBA = 512-byte sector number; "last" is the
-// disk's last LBA.
+// disk's last LBA. As go-diskfs writes it:
 //
-//	LBA 0        protective MBR. Only bytes 440..511 are written:
-//	               440  disk signature (4) = 0, then 2 zero bytes
-//	               446  entry 1: status 0, CHS start 00 02 00, type 0xEE,
-//	                    CHS end (FF FF FF past CHS range), first LBA (4) = 1,
+//	LBA 0        protective MBR. Only bytes 446..511 are written:
+//	               446  entry 1: status 0, CHS start 0, type 0xEE, CHS
+//	                    end 0, first LBA (4) = 1,
 //	                    sectors (4) = min(last, 0xFFFFFFFF)
 //	               462  entries 2-4, zero
 //	               510  55 AA
-//	             Bytes 0..439 are left as they are: boot code (GRUB's
-//	             boot.img) lives there.
+//	             Bytes 0..445 are left as they are: boot code (GRUB's
+//	             boot.img) lives in 0..439, the disk signature in 440..443.
 //	LBA 1        primary header (the rest of the sector is zero)
 //	LBA 2..33    primary entry array: 128 entries of 128 bytes
 //	LBA 34       first usable LBA
@@ -43,7 +44,20 @@
 // text form are little-endian, the last two are bytes in order. CRCs are
 // IEEE CRC32 (hash/crc32.ChecksumIEEE).
 //
-// Write sorts partitions by first LBA into entries 1..n. Read checks both
-// headers and both arrays; when the primary is damaged it uses the backup
-// and says so in Table.Warnings.
+// Read checks both headers and both arrays; when the primary is damaged it
+// uses the backup and says so in Table.Warnings.
+//
+// # Why the reader is kiln's own
+//
+// go-diskfs v1.9.4's gpt.Read could read through disk/image, given a small
+// adapter (it wants a backend.File: an io.ReaderAt that also has Read,
+// Seek, Stat and Close). It is not fit for the images kiln reads, which
+// `kiln lint` takes from anyone: it allocates the entry array the header
+// asks for, so a crafted 512-byte header (2^32-1 entries) ends the process
+// with a fatal out-of-memory error rather than an error; it never looks at
+// the backup while the primary is sound, so it cannot report a disk grown
+// past its backup (qemu-img resize) or a damaged backup; and it refuses
+// headers larger than 92 bytes and entries larger than 128, which UEFI
+// allows. Read bounds the entry array, checks both halves, reports what
+// it worked around, and is fuzzed (FuzzReadGPT).
 package gpt

@@ -7,27 +7,61 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // compactGPT builds an 8-sector disk with a 4-entry GPT (small inputs
-// fuzz faster than a real 34-sector table): MBR, header, entries, three
-// data sectors, backup entries, backup header.
+// fuzz faster than a real 34-sector table, which is all go-diskfs
+// writes): MBR, header, entries, three data sectors, backup entries,
+// backup header.
 func compactGPT(parts ...Partition) []byte {
 	d := make([]byte, 8*SectorSize)
-	copy(d[440:], protectiveMBR(7))
+	le := binary.LittleEndian
+	d[450] = 0xEE // protective partition, LBAs 1..7
+	le.PutUint32(d[454:], 1)
+	le.PutUint32(d[458:], 7)
+	d[510], d[511] = 0x55, 0xAA
 	entries := make([]byte, 4*EntrySize)
 	for i, p := range parts {
-		marshalEntry(entries[i*EntrySize:], p)
+		e := entries[i*EntrySize:]
+		copy(e[0:16], p.Type[:])
+		copy(e[16:32], p.GUID[:])
+		le.PutUint64(e[32:], p.FirstLBA)
+		le.PutUint64(e[40:], p.LastLBA)
+		le.PutUint64(e[48:], p.Attributes)
+		for j, u := range utf16.Encode([]rune(p.Name)) {
+			le.PutUint16(e[56+2*j:], u)
+		}
 	}
 	h := header{myLBA: 1, altLBA: 7, firstUsable: 3, lastUsab: 5, diskGUID: DeriveGUID("fuzz"),
 		entriesLBA: 2, numEntries: 4, entrySize: EntrySize, entriesCRC: crc32.ChecksumIEEE(entries)}
-	copy(d[1*SectorSize:], h.marshal())
+	copy(d[1*SectorSize:], marshalHeader(h))
 	copy(d[2*SectorSize:], entries)
 	b := h
 	b.myLBA, b.altLBA, b.entriesLBA = 7, 1, 6
 	copy(d[6*SectorSize:], entries)
-	copy(d[7*SectorSize:], b.marshal())
+	copy(d[7*SectorSize:], marshalHeader(b))
 	return d
+}
+
+// marshalHeader lays out a header sector (offsets in doc.go).
+func marshalHeader(h header) []byte {
+	b := make([]byte, SectorSize)
+	le := binary.LittleEndian
+	copy(b[0:], signature)
+	le.PutUint32(b[8:], 0x00010000) // revision 1.0
+	le.PutUint32(b[12:], headerSize)
+	le.PutUint64(b[24:], h.myLBA)
+	le.PutUint64(b[32:], h.altLBA)
+	le.PutUint64(b[40:], h.firstUsable)
+	le.PutUint64(b[48:], h.lastUsab)
+	copy(b[56:72], h.diskGUID[:])
+	le.PutUint64(b[72:], h.entriesLBA)
+	le.PutUint32(b[80:], h.numEntries)
+	le.PutUint32(b[84:], h.entrySize)
+	le.PutUint32(b[88:], h.entriesCRC)
+	le.PutUint32(b[16:], crc32.ChecksumIEEE(b[:headerSize]))
+	return b
 }
 
 func FuzzReadGPT(f *testing.F) {
@@ -56,10 +90,11 @@ func FuzzReadGPT(f *testing.F) {
 			}
 			return
 		}
-		// What Read returns and Write accepts must survive a round trip.
+		// What Read returns and go-diskfs writes must read back the same.
+		const minDiskSize = 68 * SectorSize // MBR, 2 x (header + 128 entries), 1 sector
 		size = max(size-size%SectorSize, minDiskSize)
 		out := make(disk, size)
-		if tab.Write(out, size) != nil {
+		if tab.ToDiskfs().Write(out, size) != nil {
 			return
 		}
 		again, err := Read(out, size)

@@ -10,7 +10,6 @@ import (
 
 const (
 	signature  = "EFI PART"
-	revision   = 0x00010000
 	headerSize = 92
 )
 
@@ -22,25 +21,6 @@ type header struct {
 	entriesLBA            uint64
 	numEntries, entrySize uint32
 	entriesCRC            uint32
-}
-
-func (h *header) marshal() []byte {
-	b := make([]byte, SectorSize)
-	le := binary.LittleEndian
-	copy(b[0:], signature)
-	le.PutUint32(b[8:], revision)
-	le.PutUint32(b[12:], headerSize)
-	le.PutUint64(b[24:], h.myLBA)
-	le.PutUint64(b[32:], h.altLBA)
-	le.PutUint64(b[40:], h.firstUsable)
-	le.PutUint64(b[48:], h.lastUsab)
-	copy(b[56:72], h.diskGUID[:])
-	le.PutUint64(b[72:], h.entriesLBA)
-	le.PutUint32(b[80:], h.numEntries)
-	le.PutUint32(b[84:], h.entrySize)
-	le.PutUint32(b[88:], h.entriesCRC)
-	le.PutUint32(b[16:], crc32.ChecksumIEEE(b[:headerSize]))
-	return b
 }
 
 // parseHeader checks signature, revision, size and CRC of a header sector.
@@ -74,18 +54,6 @@ func parseHeader(b []byte) (*header, error) {
 	}
 	copy(h.diskGUID[:], b[56:72])
 	return h, nil
-}
-
-func marshalEntry(b []byte, p Partition) {
-	le := binary.LittleEndian
-	copy(b[0:16], p.Type[:])
-	copy(b[16:32], p.GUID[:])
-	le.PutUint64(b[32:], p.FirstLBA)
-	le.PutUint64(b[40:], p.LastLBA)
-	le.PutUint64(b[48:], p.Attributes)
-	for i, u := range utf16.Encode([]rune(p.Name)) {
-		le.PutUint16(b[56+2*i:], u)
-	}
 }
 
 func parseEntry(b []byte) Partition {
