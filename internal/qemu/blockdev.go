@@ -101,10 +101,11 @@ func (n *blockNode) marshal() string {
 	return string(b)
 }
 
-// ErrExternalData is wrapped by the errors of Start when a qcow2 image of
-// a chain keeps its data in an external data file: QEMU would open the
-// file its header names even with the chain stated ("data-file" cannot be
-// set to null), so kiln refuses it.
+// ErrExternalData is wrapped by the errors of Start, Img.Info, Img.Check
+// and the Img methods taking Images when a qcow2 image of a chain keeps
+// its data in an external data file: QEMU and qemu-img would open the file
+// its header names even with the chain stated ("data-file" cannot be set
+// to null), so kiln refuses it.
 var ErrExternalData = errors.New("qcow2 image with an external data file")
 
 // qcow2 header fields read here; disk/image checks the whole header.

@@ -44,14 +44,42 @@
 // (The UEFI firmware pflash drives stay -drive if=pflash,format=raw: kiln's
 // firmware files, stated raw.)
 //
+// qemu-img 7.2 (Debian 12) gets the same graph as a json: filename, for
+// the operations kiln runs on images it did not make or on its own chains:
+// [Img.InfoImage], [Img.CheckImage], [Img.CompareImages],
+// [Img.ConvertImage]. What qemu-img 7.2 offers otherwise, tried:
+//
+//   - -f FORMAT stops format probing but still opens the header's backing
+//     file (qemu-img check -f qcow2 x.qcow2 opens it);
+//   - --image-opts takes the same options as dotted key=value pairs but
+//     cannot spell null: backing=null names a node called "null" (an
+//     error), backing= is the deprecated empty-string form;
+//   - json: filenames take the whole graph, "backing": null included, and
+//     are what this package uses.
+//
+// qemu-img info never opens a backing file (and refuses a stated one), so
+// InfoImage states the top image only; it still reports the name its
+// header records. [Img.CreateOverlay] runs qemu-img create -u, which
+// records the base without opening it (without -u, qemu-img opens the
+// base and its whole chain, even when given the size), after reading the
+// base's size with InfoImage when none is given.
+//
+// The path-taking [Img.Info] and [Img.Check] follow nothing either: they
+// state the format as kiln sees it (qcow2 when the file starts with the
+// qcow2 magic, raw otherwise, so qemu-img never probes a vmdk descriptor
+// and opens its extents). [Img.Compare] and [Img.Convert] by path still
+// let qemu-img probe and follow the header, for images kiln made; they are
+// deprecated in favour of the Image forms.
+//
 // # Limits
 //
 // External data files cannot be switched off this way: a qcow2 header
 // with the external data file feature names a file that QEMU 7.2 opens
 // even under -blockdev or json:, and "data-file" cannot be null (its QAPI
-// type is a BlockdevRef, not BlockdevRefOrNull). So [Start] reads the
-// first 80 bytes of every qcow2 image of a drive's chain and refuses one
-// with that feature ([ErrExternalData]); disk/image.Check refuses it too. An image rewritten between that read
+// type is a BlockdevRef, not BlockdevRefOrNull). So [Start] and the Img
+// methods taking Images read the first 80 bytes of every qcow2 image of a
+// chain and refuse one with that feature ([ErrExternalData]);
+// disk/image.Check refuses it too. An image rewritten between that read
 // and QEMU's open could still slip one in: images kiln hands to QEMU live
 // in its cache and work directories, where nobody else writes.
 //
