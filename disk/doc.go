@@ -3,7 +3,7 @@
 //
 //	disk/gpt    GUID partition tables: read, and written through go-diskfs
 //	disk/ext4   read-only ext4 as an io/fs.FS, for offline inspection
-//	disk/image  qcow2 and raw images as flat virtual disks
+//	disk/image  qcow2 and raw images as flat virtual disks; checks of images kiln did not make
 //
 // Assemble lays out a GPT disk that boots under both SeaBIOS and OVMF:
 //

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,50 @@ func TestDetect(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "image: unrecognised data") {
 			t.Errorf("Detect(%d zero bytes) error = %v, want unrecognised", size, err)
 		}
+	}
+}
+
+func TestDetect_QEMUProbes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		head string
+		want string
+	}{
+		{"qed", "QED\x00", "qed"},
+		{"luks", "LUKS\xba\xbe", "luks"},
+		{"parallels", "WithoutFreeSpace", "parallels"},
+		{"parallels ext", "WithouFreSpacExt", "parallels"},
+		{"bochs", "Bochs Virtual HD Image", "bochs"},
+		{"qcow v1", "QFI\xfb\x00\x00\x00\x01", "qcow"},
+		{"qcow2 v2", "QFI\xfb\x00\x00\x00\x02", "qcow2"},
+		{"descriptor", "version=1\nRW 8 FLAT \"x\" 0\n", "vmdk"},
+		{"descriptor, CRLF", "version=3\r\n", "vmdk"},
+		{"descriptor after comments and spaces", "# a\n#b\n   \n \r\nversion=2\n", "vmdk"},
+		{"not after an empty line", "\nversion=1\n", "raw"},
+		{"not after text", "hello\nversion=1\n", "raw"},
+		{"not version 4", "version=4\n", "raw"},
+		{"not without a line end", "version=1 ", "raw"},
+		{"not an unended comment", "# x", "raw"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := at(1<<20, 0, c.head)
+			if got, err := Detect(bytes.NewReader(b), int64(len(b))); err != nil || got != c.want {
+				t.Errorf("Detect = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestDescriptorFiles(t *testing.T) {
+	desc := "# Disk DescriptorFile\nversion=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n" +
+		"parentFileNameHint=\"/var/lib/parent.vmdk\"\n" +
+		"RW 2048 FLAT \"/etc/shadow\" 0\r\n  RDONLY 10 SPARSE \"b.vmdk\"\nNOACCESS 10 ZERO\nRW 1 FLAT \"\" 0\n" +
+		"ddb.comment = \"RW 1 FLAT \\\"c\\\"\"\n"
+	want := []string{"/var/lib/parent.vmdk", "/etc/shadow", "b.vmdk"}
+	if got := descriptorFiles([]byte(desc), 4); !slices.Equal(got, want) {
+		t.Errorf("descriptorFiles = %q, want %q", got, want)
+	}
+	if got := descriptorFiles([]byte(desc), 1); len(got) != 1 {
+		t.Errorf("descriptorFiles(max 1) = %q", got)
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"io"
 	"os"
 
-	qcow2reader "github.com/lima-vm/go-qcow2reader"
 	lima "github.com/lima-vm/go-qcow2reader/image"
-	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 )
 
 // Image is the virtual disk inside an image file. It implements
@@ -22,14 +20,20 @@ type Image struct {
 	cache  *chunkCache // qcow2
 }
 
-// Open opens the qcow2 or raw image at path. Any other format is an error
-// that names it.
-func Open(path string) (*Image, error) {
-	f, err := os.Open(path)
+// Open opens the qcow2 or raw image at path for reading, after checking
+// it as Check does, with the same options: any other format, a backing
+// file not named by WithBacking, an external data file, encryption or a
+// virtual size over the limit is an error that names it.
+//
+// A kiln overlay is opened with its chain named, such as
+// Open(overlay, WithBacking(base)); go-qcow2reader then reads base where
+// the overlay has no data, and opens no other file.
+func Open(path string, opts ...Option) (*Image, error) {
+	f, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, err
 	}
-	img, err := open(path, f)
+	img, err := open(path, f, makeOptions(opts))
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -37,44 +41,22 @@ func Open(path string) (*Image, error) {
 	return img, nil
 }
 
-func open(path string, f *os.File) (*Image, error) {
-	st, err := f.Stat()
+func open(path string, f *os.File, o options) (img *Image, err error) {
+	c, err := check(path, f, o)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, err
 	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("image: %s is a directory", path)
-	}
-	name, err := Detect(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("image: %s: %s", path, trimPrefix(err))
-	}
-	switch name {
-	case string(Raw):
-		return &Image{path: path, format: Raw, size: st.Size(), file: f}, nil
-	case string(QCOW2):
-		return openQcow2(path, f, st.Size())
-	default:
-		return nil, fmt.Errorf("image: %s is %s; kiln reads qcow2 and raw images", path, describe(name))
-	}
-}
-
-func openQcow2(path string, f *os.File, fileSize int64) (img *Image, err error) {
-	h, err := readQcow2Header(f, fileSize)
-	if err != nil {
-		return nil, fmt.Errorf("image: %s: qcow2: %w", path, err)
-	}
-	if err := checkBackingChain(f, h); err != nil {
-		return nil, fmt.Errorf("image: %s: qcow2: %w", path, err)
+	if c.info.Format == Raw {
+		return &Image{path: path, format: Raw, size: c.info.VirtualSize, file: f}, nil
 	}
 	defer func() {
-		// The checks above keep go-qcow2reader on paths that work; this is
-		// the last line of defence for a file that changed meanwhile.
+		// Check keeps go-qcow2reader on paths that work; this is the last
+		// line of defence for a file that changed meanwhile.
 		if r := recover(); r != nil {
 			img, err = nil, fmt.Errorf("image: %s: qcow2 reader failed: %v", path, r)
 		}
 	}()
-	q, err := qcow2reader.OpenWithType(f, qcow2.Type)
+	q, err := openQcow2Chain(f, c.chain)
 	if err != nil {
 		if q != nil {
 			q.Close()
@@ -88,9 +70,9 @@ func openQcow2(path string, f *os.File, fileSize int64) (img *Image, err error) 
 	return &Image{
 		path:   path,
 		format: QCOW2,
-		size:   int64(h.size),
+		size:   c.info.VirtualSize,
 		qcow:   q,
-		cache:  newChunkCache(int64(1) << h.clusterBits),
+		cache:  newChunkCache(c.clusterSize),
 	}, nil
 }
 

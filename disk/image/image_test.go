@@ -143,14 +143,16 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "directory") {
 		t.Errorf("Open(dir) error = %v", err)
 	}
-	want := "image: " + filepath.Join(dir, "y.vmdk") + " is a vmdk image; kiln reads qcow2 and raw images"
-	if _, err := Open(filepath.Join(dir, "y.vmdk")); err == nil || err.Error() != want {
+	vmdk := filepath.Join(dir, "y.vmdk")
+	want := "image: " + vmdk + " is a vmdk image; kiln reads qcow2 and raw images: convert it first with qemu-img convert -O qcow2 " + vmdk + " " + filepath.Join(dir, "y.qcow2")
+	if _, err := Open(vmdk); err == nil || err.Error() != want || !errors.Is(err, ErrFormat) {
 		t.Errorf("error = %v\nwant    %s", err, want)
 	}
 }
 
-// qcow2Header builds a version 3 header (see doc.go for offsets) with an
-// optional backing file name stored at 0x200.
+// testQcow2 builds a version 3 image (see doc.go for offsets) of three
+// clusters, with an empty L1 table in the second, and an optional backing
+// file name stored at 0x200.
 func testQcow2(clusterBits uint32, size uint64, l1Size uint32, backing string) []byte {
 	b := make([]byte, 3<<clusterBits)
 	copy(b, "QFI\xfb")
@@ -168,43 +170,71 @@ func testQcow2(clusterBits uint32, size uint64, l1Size uint32, backing string) [
 	return b
 }
 
+// withExtension appends a header extension to the extensions of b, a
+// testQcow2 image, which start at 104 and may run to 0x200.
+func withExtension(b []byte, typ uint32, data string) []byte {
+	off := 104
+	for binary.BigEndian.Uint32(b[off:]) != 0 {
+		off += 8 + (int(binary.BigEndian.Uint32(b[off+4:]))+7)&^7
+	}
+	binary.BigEndian.PutUint32(b[off:], typ)
+	binary.BigEndian.PutUint32(b[off+4:], uint32(len(data)))
+	copy(b[off+8:], data)
+	return b
+}
+
+// withBackingFormat records the backing file's format, as qemu-img
+// create -F does.
+func withBackingFormat(b []byte, format string) []byte {
+	return withExtension(b, extBackingFormat, format)
+}
+
 func TestOpenCorruptQcow2(t *testing.T) {
 	dir := t.TempDir()
 	encrypted := testQcow2(16, 1<<20, 1, "")
 	binary.BigEndian.PutUint32(encrypted[32:], 1)
 	external := testQcow2(16, 1<<20, 1, "")
 	binary.BigEndian.PutUint64(external[72:], 1<<2)
+	self := filepath.Join(dir, "self.qcow2")
 	for _, c := range []struct {
-		name string
-		data []byte
-		want string
+		name    string
+		data    []byte
+		opts    []Option
+		want    string
+		because error
 	}{
-		{"cluster bits", func() []byte { b := testQcow2(16, 1<<20, 1, ""); b[23] = 40; return b }(), "cluster bits 40"},
-		{"L1 beyond file", testQcow2(16, 1<<40, 1<<30, ""), "L1 table"},
-		{"encrypted", encrypted, "encrypted"},
-		{"external data", external, "external data file"},
-		{"self backing", testQcow2(16, 1<<20, 1, "self.qcow2"), "loops"},
-		{"missing backing", testQcow2(16, 1<<20, 1, "nowhere.qcow2"), "no such file"},
-		{"vmdk backing", testQcow2(16, 1<<20, 1, "y.vmdk"), "is a vmdk image"},
+		{"cluster bits", func() []byte { b := testQcow2(16, 1<<20, 1, ""); b[23] = 40; return b }(), nil, "cluster bits 40", ErrInvalid},
+		{"L1 beyond file", testQcow2(16, 1<<40, 1<<20, ""), nil, "L1 table", ErrInvalid},
+		{"L1 too large", testQcow2(16, 1<<40, 1<<30, ""), nil, "L1 table", ErrInvalid},
+		{"L1 too small", testQcow2(9, 1<<30, 1, ""), nil, "L1 table of 1 entries too small", ErrInvalid},
+		{"encrypted", encrypted, nil, "is encrypted (AES)", ErrEncrypted},
+		{"external data", external, nil, "external data file", ErrDataFile},
+		{"any backing", testQcow2(16, 1<<20, 1, "/etc/shadow"), nil, `has a backing file "/etc/shadow"`, ErrBackingFile},
+		{"backing without format", testQcow2(16, 1<<20, 1, "self.qcow2"), []Option{WithBacking(self)}, "records no format", ErrBackingFile},
+		{"self backing", withBackingFormat(testQcow2(16, 1<<20, 1, "self.qcow2"), "qcow2"), []Option{WithBacking(self)}, "that kiln did not put there", ErrBackingFile},
+		{"missing backing", withBackingFormat(testQcow2(16, 1<<20, 1, "nowhere.qcow2"), "qcow2"), []Option{WithBacking(filepath.Join(dir, "nowhere.qcow2"))}, "no such file", os.ErrNotExist},
+		{"vmdk backing", withBackingFormat(testQcow2(16, 1<<20, 1, "y.vmdk"), "qcow2"), []Option{WithBacking(filepath.Join(dir, "y.vmdk"))}, "should be qcow2 but is a vmdk image", ErrFormat},
+		{"vmdk backing format", withBackingFormat(testQcow2(16, 1<<20, 1, "y.vmdk"), "vmdk"), []Option{WithBacking(filepath.Join(dir, "y.vmdk"))}, "is a vmdk image", ErrFormat},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(dir, "self.qcow2")
-			writeFile(t, path, c.data)
+			writeFile(t, self, c.data)
 			writeFile(t, filepath.Join(dir, "y.vmdk"), at(1<<20, 0, "KDMV"))
-			_, err := Open(path)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "image: ") {
-				t.Errorf("error = %v, want one containing %q", err, c.want)
+			_, err := Open(self, c.opts...)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "image: ") || !errors.Is(err, c.because) {
+				t.Errorf("error = %v, want one containing %q and wrapping %v", err, c.want, c.because)
 			}
 		})
 	}
 }
 
+// A loop through the backing files is as long as the chain kiln allowed.
 func TestOpenBackingLoopOfTwo(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a.qcow2"), testQcow2(16, 1<<20, 1, "b.qcow2"))
-	writeFile(t, filepath.Join(dir, "b.qcow2"), testQcow2(16, 1<<20, 1, "a.qcow2"))
-	if _, err := Open(filepath.Join(dir, "a.qcow2")); err == nil || !strings.Contains(err.Error(), "loops") {
-		t.Errorf("error = %v, want a loop", err)
+	a, b := filepath.Join(dir, "a.qcow2"), filepath.Join(dir, "b.qcow2")
+	writeFile(t, a, withBackingFormat(testQcow2(16, 1<<20, 1, "b.qcow2"), "qcow2"))
+	writeFile(t, b, withBackingFormat(testQcow2(16, 1<<20, 1, "a.qcow2"), "qcow2"))
+	if _, err := Open(a, WithBacking(b, a)); err == nil || !strings.Contains(err.Error(), "did not put there") {
+		t.Errorf("error = %v, want a refused backing file", err)
 	}
 }
 
@@ -222,8 +252,8 @@ func TestOpenMinimalQcow2(t *testing.T) {
 
 	base := diskData(2<<20, 3)
 	writeFile(t, filepath.Join(dir, "base.raw"), base)
-	over := writeFile(t, filepath.Join(dir, "over.qcow2"), testQcow2(16, 2<<20, 1, "base.raw"))
-	if img, err = Open(over); err != nil {
+	over := writeFile(t, filepath.Join(dir, "over.qcow2"), withBackingFormat(testQcow2(16, 2<<20, 1, "base.raw"), "raw"))
+	if img, err = Open(over, WithBacking(filepath.Join(dir, "base.raw"))); err != nil {
 		t.Fatal(err)
 	}
 	defer img.Close()

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,30 +76,68 @@ func TestQcow2BackingChains(t *testing.T) {
 	}
 	qemuImg(t, filepath.Join(dir, "sub"), "create", "-f", "qcow2", "-b", "../mid.qcow2", "-F", "qcow2", "up.qcow2")
 
+	abs := func(name string) string { return filepath.Join(dir, name) }
 	for _, c := range []struct {
-		file string
-		want []byte
+		file    string
+		backing []string
+		want    []byte
 	}{
-		{"mid.qcow2", changed},
-		{"top.qcow2", changed},
-		{"sub/up.qcow2", changed},
-		{"onraw.qcow2", base},
+		{"mid.qcow2", []string{abs("base.qcow2")}, changed},
+		{"top.qcow2", []string{abs("mid.qcow2"), abs("base.qcow2")}, changed},
+		{"sub/up.qcow2", []string{abs("mid.qcow2"), abs("base.qcow2")}, changed},
+		{"onraw.qcow2", []string{abs("base.raw")}, base},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			img, err := Open(filepath.Join(dir, c.file))
+			img, err := Open(filepath.Join(dir, c.file), WithBacking(c.backing...))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer img.Close()
 			checkReads(t, img, c.want)
+			info, err := Check(filepath.Join(dir, c.file), WithBacking(c.backing...))
+			if err != nil || info.Format != QCOW2 || info.VirtualSize != int64(len(c.want)) {
+				t.Errorf("Check = %+v, %v", info, err)
+			}
 		})
 	}
+
+	// Backing files are followed only as far as kiln named them, and only
+	// where it named them.
+	top := abs("top.qcow2")
+	for _, c := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"none named", nil, `has a backing file "mid.qcow2": kiln does not follow backing files of images it did not make`},
+		{"chain too short", []Option{WithBacking(abs("mid.qcow2"))}, abs("mid.qcow2") + `, in the backing chain kiln made, has a backing file "base.qcow2" that kiln did not put there`},
+		{"another file", []Option{WithBacking(abs("base.qcow2"))}, `has a backing file "mid.qcow2", not the one kiln made it with (` + abs("base.qcow2") + ")"},
+		{"right file, wrong depth", []Option{WithBacking(abs("mid.qcow2"), abs("other.qcow2"))}, "not the one kiln made it with"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Open(top, c.opts...)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrBackingFile) {
+				t.Errorf("Open error = %v\nwant one containing %s", err, c.want)
+			}
+			if _, cerr := Check(top, c.opts...); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Check error = %v, Open's %v", cerr, err)
+			}
+		})
+	}
+	// A relative name works as the working directory sees it.
+	t.Chdir(dir)
+	img, err := Open("top.qcow2", WithBacking("mid.qcow2", "./sub/../base.qcow2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReads(t, img, changed)
+	img.Close()
 
 	// A missing base is named.
 	if err := os.Rename(filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "gone.qcow2")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(filepath.Join(dir, "top.qcow2")); err == nil || !strings.Contains(err.Error(), "base.qcow2") {
+	if _, err := Open(top, WithBacking(abs("mid.qcow2"), abs("base.qcow2"))); err == nil || !strings.Contains(err.Error(), "base.qcow2") {
 		t.Errorf("error = %v, want one naming base.qcow2", err)
 	}
 }
@@ -135,7 +174,9 @@ func TestOtherFormatsFromQemuImg(t *testing.T) {
 			t.Errorf("%s: Detect = %q, %v; want %q", name, got, err, c.want)
 		}
 		_, err = Open(path)
-		if want := "image: " + path + " is a " + c.want + " image; kiln reads qcow2 and raw images"; err == nil || err.Error() != want {
+		want := "image: " + path + " is a " + c.want + " image; kiln reads qcow2 and raw images: convert it first with qemu-img convert -O qcow2 " +
+			path + " " + strings.TrimSuffix(path, ".img") + ".qcow2"
+		if err == nil || err.Error() != want || !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: Open error = %v, want %q", name, err, want)
 		}
 	}

@@ -77,7 +77,9 @@ type NIC struct {
 	MAC string
 }
 
-// Drive is a disk image attached to the guest.
+// Drive is a disk image attached to the guest, given to QEMU as a
+// -blockdev node graph kiln states whole (see doc.go): QEMU probes no
+// format and follows no backing file the image's header names.
 type Drive struct {
 	// Path is the image file.
 	Path string
@@ -88,7 +90,15 @@ type Drive struct {
 	ReadOnly bool
 	// Media is MediaDisk (virtio-blk, the default when empty) or MediaCDROM.
 	Media string
+	// Backing is the image a qcow2 drive is an overlay of, as kiln made it
+	// (with its own Backing, if any). nil means none: a backing file the
+	// header names is not opened, and the drive's unallocated clusters read
+	// as zeros.
+	Backing *Image
 }
+
+// image is the drive's image chain.
+func (d Drive) image() *Image { return &Image{Path: d.Path, Format: d.Format, Backing: d.Backing} }
 
 // Config describes one QEMU machine. Args turns it into a command line;
 // Start runs it.
@@ -173,28 +183,24 @@ func (c Config) Args(workDir string) ([]string, error) {
 	cdroms := 0
 	for i, d := range c.Drives {
 		id := "drive" + strconv.Itoa(i)
-		opts := []string{
-			"file=" + escapeOpt(drivePath(d.Path)),
-			"format=" + d.Format,
-			"if=none",
-			"id=" + id,
-		}
+		var node *blockNode
 		var dev string
-		if d.Media == MediaCDROM {
-			opts = append(opts, "media=cdrom", "readonly=on")
+		switch {
+		case d.Media == MediaCDROM:
+			node = d.image().node(true, "")
 			dev = fmt.Sprintf("ide-cd,drive=%s,bus=ide.%d", id, cdroms)
 			cdroms++
-		} else {
-			if d.ReadOnly {
-				opts = append(opts, "readonly=on")
-			} else {
-				// Lets a guest's fstrim shrink the image.
-				opts = append(opts, "discard=unmap")
-			}
+		case d.ReadOnly:
+			node = d.image().node(true, "")
+			dev = "virtio-blk-pci,drive=" + id
+		default:
+			// discard=unmap lets a guest's fstrim shrink the image.
+			node = d.image().node(false, "unmap")
 			dev = "virtio-blk-pci,drive=" + id
 		}
+		node.NodeName = id
 		a = append(a,
-			"-drive", strings.Join(opts, ","),
+			"-blockdev", node.marshal(),
 			"-device", dev+",bootindex="+strconv.Itoa(i),
 		)
 	}
@@ -259,11 +265,8 @@ func (c Config) validate(workDir string) error {
 	}
 	cdroms := 0
 	for i, d := range c.Drives {
-		if d.Path == "" {
-			bad("drives[%d]: path is empty", i)
-		}
-		if d.Format != "qcow2" && d.Format != "raw" {
-			bad("drives[%d]: format %q is not qcow2 or raw", i, d.Format)
+		for _, err := range d.image().validate(fmt.Sprintf("drives[%d]", i)) {
+			bad("%v", err)
 		}
 		switch d.Media {
 		case "", MediaDisk:

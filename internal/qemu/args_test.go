@@ -39,9 +39,9 @@ func TestArgs_BIOS(t *testing.T) {
 		"-chardev", "socket,id=qmp0,path=/w/qmp.sock,server=on,wait=off",
 		"-mon", "chardev=qmp0,mode=control",
 		"-no-reboot",
-		"-drive", "file=/w/disk.qcow2,format=qcow2,if=none,id=drive0,discard=unmap",
+		"-blockdev", `{"driver":"qcow2","node-name":"drive0","discard":"unmap","file":{"driver":"file","filename":"/w/disk.qcow2","discard":"unmap"},"backing":null}`,
 		"-device", "virtio-blk-pci,drive=drive0,bootindex=0",
-		"-drive", "file=/w/seed.iso,format=raw,if=none,id=drive1,media=cdrom,readonly=on",
+		"-blockdev", `{"driver":"raw","node-name":"drive1","read-only":true,"file":{"driver":"file","filename":"/w/seed.iso","read-only":true}}`,
 		"-device", "ide-cd,drive=drive1,bus=ide.0,bootindex=1",
 		"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
@@ -80,7 +80,7 @@ func TestArgs_UEFI(t *testing.T) {
 		"-mon", "chardev=qmp0,mode=control",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
 		"-drive", "if=pflash,format=raw,unit=1,file=/w/OVMF_VARS.fd",
-		"-drive", "file=/w/disk.qcow2,format=qcow2,if=none,id=drive0,discard=unmap",
+		"-blockdev", `{"driver":"qcow2","node-name":"drive0","discard":"unmap","file":{"driver":"file","filename":"/w/disk.qcow2","discard":"unmap"},"backing":null}`,
 		"-device", "virtio-blk-pci,drive=drive0,bootindex=0",
 	}
 	if !slices.Equal(got, want) {
@@ -139,7 +139,23 @@ func TestArgs_Variants(t *testing.T) {
 		{
 			name: "read-only disk, raw, no discard",
 			c:    Config{Drives: []Drive{{Path: "base.raw", Format: "raw", ReadOnly: true, Media: MediaDisk}}},
-			has:  [][]string{{"-drive", "file=base.raw,format=raw,if=none,id=drive0,readonly=on"}},
+			has: [][]string{{"-blockdev", `{"driver":"raw","node-name":"drive0","read-only":true,"file":{"driver":"file","filename":"base.raw","read-only":true}}`,
+				"-device", "virtio-blk-pci,drive=drive0,bootindex=0"}},
+		},
+		{
+			name: "an overlay with the chain kiln made: backing images read-only, the last with no backing",
+			c: Config{Drives: []Drive{{Path: "/w/vm.qcow2", Format: "qcow2", Backing: &Image{
+				Path: "/cache/mid.qcow2", Format: "qcow2", Backing: &Image{Path: "/cache/base.raw", Format: "raw"},
+			}}}},
+			has: [][]string{{"-blockdev", `{"driver":"qcow2","node-name":"drive0","discard":"unmap","file":{"driver":"file","filename":"/w/vm.qcow2","discard":"unmap"},` +
+				`"backing":{"driver":"qcow2","read-only":true,"file":{"driver":"file","filename":"/cache/mid.qcow2","read-only":true},` +
+				`"backing":{"driver":"raw","read-only":true,"file":{"driver":"file","filename":"/cache/base.raw","read-only":true}}}}`}},
+		},
+		{
+			name: "a read-only overlay",
+			c:    Config{Drives: []Drive{{Path: "o.qcow2", Format: "qcow2", ReadOnly: true, Backing: &Image{Path: "b.qcow2", Format: "qcow2"}}}},
+			has: [][]string{{"-blockdev", `{"driver":"qcow2","node-name":"drive0","read-only":true,"file":{"driver":"file","filename":"o.qcow2","read-only":true},` +
+				`"backing":{"driver":"qcow2","read-only":true,"file":{"driver":"file","filename":"b.qcow2","read-only":true},"backing":null}}`}},
 		},
 		{
 			name: "two cdroms take two AHCI ports, boot order follows Drives",
@@ -155,13 +171,13 @@ func TestArgs_Variants(t *testing.T) {
 			},
 		},
 		{
-			name: "commas in paths are doubled, colons cannot become protocols",
+			name: "commas in option paths are doubled; drive paths are JSON strings, never protocols",
 			c: Config{
-				Drives:    []Drive{{Path: "a:b,c.qcow2", Format: "qcow2"}},
+				Drives:    []Drive{{Path: "a:b,c\"d.qcow2", Format: "qcow2"}},
 				SerialLog: "/logs/a,b.log",
 			},
 			has: [][]string{
-				{"-drive", "file=./a:b,,c.qcow2,format=qcow2,if=none,id=drive0,discard=unmap"},
+				{"-blockdev", `{"driver":"qcow2","node-name":"drive0","discard":"unmap","file":{"driver":"file","filename":"a:b,c\"d.qcow2","discard":"unmap"},"backing":null}`},
 				{"-chardev", "file,id=console0,path=/logs/a,,b.log"},
 			},
 		},
@@ -216,6 +232,17 @@ func TestArgs_Invalid(t *testing.T) {
 			[]string{"drives[0]: path is empty", `drives[1]: format "vmdk"`, `drives[2]: unknown media "floppy"`},
 		},
 		{
+			"bad backing images",
+			Config{Drives: []Drive{
+				{Path: "a", Format: "raw", Backing: &Image{Path: "b", Format: "raw"}},
+				{Path: "c", Format: "qcow2", Backing: &Image{Format: "vpc"}},
+				{Path: "d", Format: "qcow2", Backing: loop()},
+			}},
+			"/w",
+			[]string{"drives[0]: raw image a cannot have a backing image", "drives[1].backing: path is empty",
+				`drives[1].backing: format "vpc"`, "drives[2]: backing chain deeper than 16"},
+		},
+		{
 			"too many cdroms",
 			Config{Drives: slices.Repeat([]Drive{{Path: "s.iso", Format: "raw", Media: MediaCDROM}}, 7)},
 			"/w",
@@ -266,4 +293,11 @@ func containsSeq(s, seq []string) bool {
 		}
 	}
 	return false
+}
+
+// loop is a backing chain that comes back to itself.
+func loop() *Image {
+	a := &Image{Path: "a", Format: "qcow2"}
+	a.Backing = &Image{Path: "b", Format: "qcow2", Backing: a}
+	return a
 }

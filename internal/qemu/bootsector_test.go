@@ -103,12 +103,17 @@ func assembleListing(listing string) []byte {
 }
 
 // bootSector returns the 512-byte MBR: bootCode, the mode byte at 0x3F,
-// the NUL-terminated message at 0x40, and the 0x55 0xAA signature at 510.
-func bootSector(mode byte) []byte {
+// the NUL-terminated message (bootMarker) at 0x40, and the 0x55 0xAA
+// signature at 510.
+func bootSector(mode byte) []byte { return bootSectorSaying(mode, bootMarker) }
+
+// bootSectorSaying is bootSector with another message, of at most 440
+// bytes.
+func bootSectorSaying(mode byte, msg string) []byte {
 	s := make([]byte, 512)
 	copy(s, bootCode)
 	s[0x3F] = mode
-	copy(s[0x40:], bootMarker+"\r\n\x00")
+	copy(s[0x40:0x1FE], msg+"\r\n\x00")
 	s[510], s[511] = 0x55, 0xAA
 	return s
 }
@@ -117,8 +122,13 @@ func bootSector(mode byte) []byte {
 // (SeaBIOS will not boot a disk too small to have a cylinder).
 func writeBootDisk(t *testing.T, dir string, mode byte) string {
 	t.Helper()
-	p := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(p, bootSector(mode), 0o644); err != nil {
+	return writeBootDiskSaying(t, filepath.Join(dir, "disk.img"), mode, bootMarker)
+}
+
+// writeBootDiskSaying writes, at p, a boot disk printing msg.
+func writeBootDiskSaying(t *testing.T, p string, mode byte, msg string) string {
+	t.Helper()
+	if err := os.WriteFile(p, bootSectorSaying(mode, msg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(p, 1<<20); err != nil {

@@ -74,5 +74,5 @@ func ExampleConfig_Args() {
 	}
 	fmt.Println(strings.Join(args, " "))
 	// Output:
-	// -machine q35 -accel tcg,thread=multi -cpu max -m 64 -smp 1 -nodefaults -no-user-config -display none -monitor none -chardev file,id=console0,path=/tmp/vm/console.log -serial chardev:console0 -chardev socket,id=qmp0,path=/tmp/vm/qmp.sock,server=on,wait=off -mon chardev=qmp0,mode=control -no-reboot -drive file=/tmp/vm/disk.img,format=raw,if=none,id=drive0,discard=unmap -device virtio-blk-pci,drive=drive0,bootindex=0 -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0,romfile=
+	// -machine q35 -accel tcg,thread=multi -cpu max -m 64 -smp 1 -nodefaults -no-user-config -display none -monitor none -chardev file,id=console0,path=/tmp/vm/console.log -serial chardev:console0 -chardev socket,id=qmp0,path=/tmp/vm/qmp.sock,server=on,wait=off -mon chardev=qmp0,mode=control -no-reboot -blockdev {"driver":"raw","node-name":"drive0","discard":"unmap","file":{"driver":"file","filename":"/tmp/vm/disk.img","discard":"unmap"}} -device virtio-blk-pci,drive=drive0,bootindex=0 -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0,romfile=
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -87,28 +89,63 @@ func parseInfo(b []byte) (*ImageInfo, error) {
 	}, nil
 }
 
-// Info describes the image at path (its format is probed).
+// Info describes the image at path without letting qemu-img probe its
+// format or open anything it names: the file is described as qcow2 when it
+// starts with the qcow2 magic and as raw otherwise (so a vmdk, say, is
+// described as raw: name other formats with disk/image.Check first), with
+// no backing file. BackingFile still reports what a qcow2 header names.
 func (i Img) Info(ctx context.Context, path string) (*ImageInfo, error) {
-	out, err := i.run(ctx, "info "+path, []string{"info", "--output=json", path}, nil)
+	im, err := sniff(path)
+	if err != nil {
+		return nil, fmt.Errorf("qemu-img: info %s: %w", path, err)
+	}
+	return i.InfoImage(ctx, im)
+}
+
+// InfoImage describes the image im with its format as stated (see Image).
+// qemu-img info opens no backing file (and refuses a stated one), so only
+// im itself is looked at: VirtualSize is im's, BackingFile what its
+// header names.
+func (i Img) InfoImage(ctx context.Context, im Image) (*ImageInfo, error) {
+	if err := i.ready("info", &im); err != nil {
+		return nil, err
+	}
+	top := Image{Path: im.Path, Format: im.Format}
+	out, err := i.run(ctx, "info "+im.Path, []string{"info", "--output=json", top.jsonName()}, nil)
 	if err != nil {
 		return nil, err
 	}
 	info, err := parseInfo(out)
 	if err != nil {
-		return nil, fmt.Errorf("qemu-img: info %s: %w", path, err)
+		return nil, fmt.Errorf("qemu-img: info %s: %w", im.Path, err)
 	}
 	return info, nil
 }
 
-// Check runs `qemu-img check` on path: nil when no errors and no leaked
-// clusters were found, otherwise an error carrying qemu-img's report.
-// Formats without consistency checks (raw) give an error wrapping
+// Check runs `qemu-img check` on the image at path, alone: its format is
+// found as Info finds it, and no backing file it names is opened (a check
+// looks at the image's own metadata only). nil when no errors and no
+// leaked clusters were found, otherwise an error carrying qemu-img's
+// report. Formats without consistency checks (raw) give an error wrapping
 // ErrCheckUnsupported.
 func (i Img) Check(ctx context.Context, path string) error {
-	_, err := i.run(ctx, "check "+path, []string{"check", path}, nil)
+	im, err := sniff(path)
+	if err != nil {
+		return fmt.Errorf("qemu-img: check %s: %w", path, err)
+	}
+	return i.CheckImage(ctx, im)
+}
+
+// CheckImage runs `qemu-img check` on im, with its format and chain as
+// stated, as Check does.
+func (i Img) CheckImage(ctx context.Context, im Image) error {
+	if err := i.ready("check", &im); err != nil {
+		return err
+	}
+	_, err := i.run(ctx, "check "+im.Path, []string{"check", im.jsonName()}, nil)
 	var te *toolError
 	if errors.As(err, &te) && te.code == 63 {
-		return fmt.Errorf("%w: %s: %q", ErrCheckUnsupported, path, te.output())
+		return fmt.Errorf("%w: %s: %q", ErrCheckUnsupported, im.Path, te.output())
 	}
 	return err
 }
@@ -117,8 +154,26 @@ func (i Img) Check(ctx context.Context, path string) error {
 // the same guest-visible contents, an error wrapping ErrImagesDiffer and
 // quoting where they differ when they do not, another error when the
 // comparison failed.
+//
+// Deprecated: qemu-img probes the formats of a and b and follows the
+// backing files their headers name: use it only on images kiln made.
+// CompareImages states both.
 func (i Img) Compare(ctx context.Context, a, b string) error {
 	_, err := i.run(ctx, "compare "+a+" "+b, []string{"compare", a, b}, nil)
+	return compareError(err, a, b)
+}
+
+// CompareImages runs `qemu-img compare` on a and b, each with its format
+// and chain as stated (see Image); the result is as for Compare.
+func (i Img) CompareImages(ctx context.Context, a, b Image) error {
+	if err := i.ready("compare", &a, &b); err != nil {
+		return err
+	}
+	_, err := i.run(ctx, "compare "+a.Path+" "+b.Path, []string{"compare", a.jsonName(), b.jsonName()}, nil)
+	return compareError(err, a.Path, b.Path)
+}
+
+func compareError(err error, a, b string) error {
 	var te *toolError
 	if errors.As(err, &te) && te.code == 1 {
 		return fmt.Errorf("%w: %s and %s: %q", ErrImagesDiffer, a, b, te.output())
@@ -126,9 +181,25 @@ func (i Img) Compare(ctx context.Context, a, b string) error {
 	return err
 }
 
-// ConvertOptions tune Convert.
+// ready validates the images of an Img method taking Images, and refuses
+// qcow2 images with external data files (see ErrExternalData).
+func (i Img) ready(op string, ims ...*Image) error {
+	for _, im := range ims {
+		if errs := im.validate("image"); len(errs) > 0 {
+			return fmt.Errorf("qemu-img: %s %s: %w", op, im.Path, errors.Join(errs...))
+		}
+		if err := im.refuseExternalData(); err != nil {
+			return fmt.Errorf("qemu-img: %s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// ConvertOptions tune Convert and ConvertImage.
 type ConvertOptions struct {
-	// SrcFormat is the source format; empty lets qemu-img probe it.
+	// SrcFormat is the source format of Convert; empty lets qemu-img probe
+	// it. ConvertImage takes the format from its source Image: SrcFormat
+	// must then be empty or the same.
 	SrcFormat string
 	// DstFormat is the output format, such as "qcow2" or "raw"; required.
 	DstFormat string
@@ -167,11 +238,38 @@ func convertArgs(src, dst string, o ConvertOptions) ([]string, error) {
 // reporting progress through o.Progress. It writes dst in place: callers
 // that need an atomic result convert to a temporary name and rename it.
 // Writes stay in order (no -W), so the same input gives the same bytes.
+//
+// Deprecated: qemu-img follows the backing files src's header names (and
+// probes its format when o.SrcFormat is empty): use it only on images kiln
+// made. ConvertImage states the source's chain.
 func (i Img) Convert(ctx context.Context, src, dst string, o ConvertOptions) error {
 	args, err := convertArgs(src, dst, o)
 	if err != nil {
 		return err
 	}
+	return i.convert(ctx, src, dst, args, o)
+}
+
+// ConvertImage writes src, read with its format and chain as stated (see
+// Image), as dst, as Convert does. Flattening an overlay kiln made names
+// its base: src = Image{Path: overlay, Format: "qcow2", Backing:
+// &Image{Path: base, Format: "raw"}}.
+func (i Img) ConvertImage(ctx context.Context, src Image, dst string, o ConvertOptions) error {
+	if o.SrcFormat != "" && o.SrcFormat != src.Format {
+		return fmt.Errorf("qemu-img: convert %s: source format %q differs from the image's %q", src.Path, o.SrcFormat, src.Format)
+	}
+	if err := i.ready("convert", &src); err != nil {
+		return err
+	}
+	o.SrcFormat = ""
+	args, err := convertArgs(src.jsonName(), dst, o)
+	if err != nil {
+		return err
+	}
+	return i.convert(ctx, src.Path, dst, args, o)
+}
+
+func (i Img) convert(ctx context.Context, src, dst string, args []string, o ConvertOptions) error {
 	pw := &progressWriter{fn: o.Progress}
 	if _, err := i.run(ctx, "convert "+src+" to "+dst, args, pw); err != nil {
 		return err
@@ -180,21 +278,34 @@ func (i Img) Convert(ctx context.Context, src, dst string, o ConvertOptions) err
 	return nil
 }
 
-// CreateOverlay creates overlay as a qcow2 image backed by base (of
-// baseFormat), with virtual size size in bytes, or base's size when size
-// is 0. base is recorded as given: QEMU resolves a relative base against
-// the overlay's directory.
+// CreateOverlay creates overlay as a qcow2 image backed by base, a qcow2
+// or raw image (baseFormat), with virtual size size in bytes, or base's
+// size when size is 0. base is recorded as given, with its format: QEMU
+// resolves a relative base against the overlay's directory.
+//
+// qemu-img is not let open base's own backing files: it creates the
+// overlay without opening base (create -u), after Info-like reading of
+// base's size when size is 0. Whoever uses the overlay states the chain
+// (Drive.Backing, Image.Backing).
 func (i Img) CreateOverlay(ctx context.Context, base, baseFormat, overlay string, size int64) error {
-	if baseFormat == "" {
-		return fmt.Errorf("qemu-img: create overlay %s: base format is empty", overlay)
+	if baseFormat != "qcow2" && baseFormat != "raw" {
+		return fmt.Errorf("qemu-img: create overlay %s: base format %q is not qcow2 or raw", overlay, baseFormat)
 	}
 	if size < 0 {
 		return fmt.Errorf("qemu-img: create overlay %s: negative size %d", overlay, size)
 	}
-	args := []string{"create", "-f", "qcow2", "-b", base, "-F", baseFormat, overlay}
-	if size > 0 {
-		args = append(args, strconv.FormatInt(size, 10))
+	b := Image{Path: resolveBacking(overlay, base), Format: baseFormat}
+	if _, err := os.Stat(b.Path); err != nil {
+		return fmt.Errorf("qemu-img: create overlay %s: base: %w", overlay, err)
 	}
+	if size == 0 {
+		info, err := i.InfoImage(ctx, b)
+		if err != nil {
+			return err
+		}
+		size = info.VirtualSize
+	}
+	args := []string{"create", "-f", "qcow2", "-u", "-b", base, "-F", baseFormat, overlay, strconv.FormatInt(size, 10)}
 	_, err := i.run(ctx, "create overlay "+overlay, args, nil)
 	return err
 }
@@ -354,4 +465,31 @@ func (i Img) CreateBlank(ctx context.Context, path string, size int64) error {
 	}
 	_, err := i.run(ctx, "create "+path, []string{"create", "-f", "qcow2", path, strconv.FormatInt(size, 10)}, nil)
 	return err
+}
+
+// jsonName is im as a qemu-img filename: "json:" and its block node.
+func (im *Image) jsonName() string { return "json:" + im.node(false, "").marshal() }
+
+// sniff is the image at path in kiln's terms, for the Img methods that
+// take a path: qcow2 when the file starts with the qcow2 magic, raw
+// otherwise. qemu-img is then told that format, with no backing file.
+func sniff(path string) (Image, error) {
+	isQcow2, _, err := peekQcow2(path)
+	if err != nil {
+		return Image{}, err
+	}
+	if isQcow2 {
+		return Image{Path: path, Format: "qcow2"}, nil
+	}
+	return Image{Path: path, Format: "raw"}, nil
+}
+
+// resolveBacking is where QEMU finds the backing file name base recorded
+// in an overlay at overlay: relative names are relative to the overlay's
+// directory.
+func resolveBacking(overlay, base string) string {
+	if filepath.IsAbs(base) {
+		return base
+	}
+	return filepath.Join(filepath.Dir(overlay), base)
 }

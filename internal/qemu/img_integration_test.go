@@ -187,8 +187,12 @@ func TestImg_Errors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.qcow2")
 	_, err := img.Info(ctx, missing)
+	if err == nil || !strings.HasPrefix(err.Error(), "qemu-img: info "+missing) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Info(missing) = %v; want an error naming the file", err)
+	}
+	_, err = img.InfoImage(ctx, Image{Path: missing, Format: "raw"})
 	if err == nil || !strings.HasPrefix(err.Error(), "qemu-img: info ") || !strings.Contains(err.Error(), "No such file") {
-		t.Errorf("Info(missing) = %v; want an error quoting qemu-img's stderr", err)
+		t.Errorf("InfoImage(missing) = %v; want an error quoting qemu-img's stderr", err)
 	}
 	err = img.Convert(ctx, missing, filepath.Join(dir, "out.qcow2"), ConvertOptions{DstFormat: "qcow2"})
 	if err == nil || !strings.Contains(err.Error(), "No such file") {
@@ -196,8 +200,8 @@ func TestImg_Errors(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := img.Info(cctx, missing); !errors.Is(err, context.Canceled) {
-		t.Errorf("Info with a cancelled context = %v; want context.Canceled", err)
+	if _, err := img.InfoImage(cctx, Image{Path: missing, Format: "raw"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("InfoImage with a cancelled context = %v; want context.Canceled", err)
 	}
 	v, err := img.Version(ctx)
 	if err != nil || !strings.Contains(v, ".") {
@@ -208,5 +212,158 @@ func TestImg_Errors(t *testing.T) {
 	t.Setenv("PATH", dir)
 	if _, err := (Img{}).Version(ctx); err == nil || !strings.Contains(err.Error(), "install the qemu-utils package") {
 		t.Errorf("no qemu-img in PATH: %v", err)
+	}
+}
+
+// TestImg_UnstatedBackingNotOpened: qemu-img, as kiln runs it, never opens
+// a backing file an image's header names unless kiln states it. The
+// header of hostile.qcow2 names a "host file" full of a known pattern (a
+// read would show it), or a file that does not exist (an open would
+// fail).
+func TestImg_UnstatedBackingNotOpened(t *testing.T) {
+	img := newImg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.raw")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("HOST-SECRET-0123", 1<<16)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zeros := filepath.Join(dir, "zeros.raw")
+	if err := os.WriteFile(zeros, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, backing := range []string{secret, filepath.Join(dir, "no", "such", "file")} {
+		t.Run(filepath.Base(backing), func(t *testing.T) {
+			hostile := filepath.Join(t.TempDir(), "hostile.qcow2")
+			qemuImgCreate(t, dir, "-f", "qcow2", "-u", "-b", backing, "-F", "raw", hostile, "1M")
+			im := Image{Path: hostile, Format: "qcow2"}
+
+			for name, info := range map[string]func() (*ImageInfo, error){
+				"Info":      func() (*ImageInfo, error) { return img.Info(ctx, hostile) },
+				"InfoImage": func() (*ImageInfo, error) { return img.InfoImage(ctx, im) },
+			} {
+				got, err := info()
+				if err != nil || got.Format != "qcow2" || got.VirtualSize != 1<<20 || got.BackingFile != backing {
+					t.Errorf("%s = %+v, %v; want the header's backing file reported, not opened", name, got, err)
+				}
+			}
+			if err := img.Check(ctx, hostile); err != nil {
+				t.Errorf("Check: %v", err)
+			}
+			if err := img.CheckImage(ctx, im); err != nil {
+				t.Errorf("CheckImage: %v", err)
+			}
+			if err := img.CompareImages(ctx, im, Image{Path: zeros, Format: "raw"}); err != nil {
+				t.Errorf("CompareImages(hostile, zeros): %v", err)
+			}
+			out := filepath.Join(t.TempDir(), "out.raw")
+			if err := img.ConvertImage(ctx, im, out, ConvertOptions{DstFormat: "raw"}); err != nil {
+				t.Fatalf("ConvertImage: %v", err)
+			}
+			if b, err := os.ReadFile(out); err != nil || len(b) != 1<<20 || strings.Trim(string(b), "\x00") != "" {
+				t.Errorf("ConvertImage wrote %d bytes, not all zeros (%v): %q", len(b), err, b[:min(len(b), 32)])
+			}
+			// An overlay on it: qemu-img opens neither the base's backing
+			// file nor, with -u, the base.
+			overlay := filepath.Join(t.TempDir(), "overlay.qcow2")
+			if err := img.CreateOverlay(ctx, hostile, "qcow2", overlay, 0); err != nil {
+				t.Fatalf("CreateOverlay: %v", err)
+			}
+			if info, err := img.InfoImage(ctx, Image{Path: overlay, Format: "qcow2"}); err != nil ||
+				info.BackingFile != hostile || info.BackingFormat != "qcow2" || info.VirtualSize != 1<<20 {
+				t.Errorf("overlay: %+v, %v", info, err)
+			}
+		})
+	}
+
+	// A vmdk descriptor naming a host file: Info does not let qemu-img
+	// probe it (it would open the file), and describes it as raw.
+	desc := filepath.Join(dir, "x.vmdk")
+	if err := os.WriteFile(desc, []byte("# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"/no/such/host/file\" 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := img.Info(ctx, desc); err != nil || info.Format != "raw" {
+		t.Errorf("Info(vmdk descriptor) = %+v, %v; want it read as raw", info, err)
+	}
+
+	// External data files cannot be switched off by stating the chain:
+	// refused.
+	qemuImgCreate(t, dir, "-f", "qcow2", "-o", "data_file="+secret, "ext.qcow2", "1M")
+	ext := Image{Path: filepath.Join(dir, "ext.qcow2"), Format: "qcow2"}
+	for name, err := range map[string]error{
+		"Info":         func() error { _, err := img.Info(ctx, ext.Path); return err }(),
+		"CheckImage":   img.CheckImage(ctx, ext),
+		"ConvertImage": img.ConvertImage(ctx, ext, filepath.Join(dir, "x.raw"), ConvertOptions{DstFormat: "raw"}),
+	} {
+		if !errors.Is(err, ErrExternalData) {
+			t.Errorf("%s = %v, want ErrExternalData", name, err)
+		}
+	}
+	if err := img.CreateOverlay(ctx, ext.Path, "qcow2", filepath.Join(dir, "o.qcow2"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	err := img.CompareImages(ctx, Image{Path: zeros, Format: "raw"}, Image{Path: filepath.Join(dir, "o.qcow2"), Format: "qcow2", Backing: &ext})
+	if !errors.Is(err, ErrExternalData) || !strings.Contains(err.Error(), ext.Path) {
+		t.Errorf("CompareImages(zeros, overlay on ext) = %v, want ErrExternalData naming %s", err, ext.Path)
+	}
+}
+
+// TestImg_KilnChain: what kiln does with its own chains, stated whole.
+func TestImg_KilnChain(t *testing.T) {
+	img := newImg(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.raw")
+	writeRaw(t, raw, 4<<20)
+	base := filepath.Join(dir, "base.qcow2")
+	if err := img.ConvertImage(ctx, Image{Path: raw, Format: "raw"}, base, ConvertOptions{DstFormat: "qcow2", Compression: "zstd"}); err != nil {
+		t.Fatal(err)
+	}
+	// A relative base is found next to the overlay, not in the working
+	// directory.
+	overlay := filepath.Join(dir, "vm.qcow2")
+	if err := img.CreateOverlay(ctx, "base.qcow2", "qcow2", overlay, 0); err != nil {
+		t.Fatalf("CreateOverlay(relative base): %v", err)
+	}
+	chain := Image{Path: overlay, Format: "qcow2", Backing: &Image{Path: base, Format: "qcow2"}}
+	if info, err := img.InfoImage(ctx, chain); err != nil || info.VirtualSize != 4<<20 || info.BackingFile != "base.qcow2" {
+		t.Errorf("InfoImage(chain) = %+v, %v", info, err)
+	}
+	if err := img.CompareImages(ctx, chain, Image{Path: raw, Format: "raw"}); err != nil {
+		t.Errorf("CompareImages(chain, raw): %v", err)
+	}
+	if err := img.CompareImages(ctx, Image{Path: overlay, Format: "qcow2"}, Image{Path: raw, Format: "raw"}); !errors.Is(err, ErrImagesDiffer) {
+		t.Errorf("CompareImages(overlay alone, raw) = %v; want ErrImagesDiffer: alone it reads zeros", err)
+	}
+	if err := img.CheckImage(ctx, chain); err != nil {
+		t.Errorf("CheckImage(chain): %v", err)
+	}
+	flat := filepath.Join(dir, "flat.qcow2")
+	if err := img.ConvertImage(ctx, chain, flat, ConvertOptions{SrcFormat: "qcow2", DstFormat: "qcow2", Compression: "zstd"}); err != nil {
+		t.Fatalf("ConvertImage(chain): %v", err)
+	}
+	if info, err := img.InfoImage(ctx, Image{Path: flat, Format: "qcow2"}); err != nil || info.BackingFile != "" {
+		t.Errorf("flattened: %+v, %v", info, err)
+	}
+	if err := img.CompareImages(ctx, Image{Path: flat, Format: "qcow2"}, Image{Path: raw, Format: "raw"}); err != nil {
+		t.Errorf("CompareImages(flattened, raw): %v", err)
+	}
+	if err := img.ConvertImage(ctx, chain, flat, ConvertOptions{SrcFormat: "raw", DstFormat: "qcow2"}); err == nil || !strings.Contains(err.Error(), "differs") {
+		t.Errorf("ConvertImage with a conflicting SrcFormat = %v", err)
+	}
+	if err := img.CheckImage(ctx, Image{Path: raw, Format: "raw"}); !errors.Is(err, ErrCheckUnsupported) {
+		t.Errorf("CheckImage(raw) = %v; want ErrCheckUnsupported", err)
+	}
+	if err := img.CreateOverlay(ctx, raw, "vmdk", filepath.Join(dir, "x.qcow2"), 0); err == nil || !strings.Contains(err.Error(), `base format "vmdk"`) {
+		t.Errorf("CreateOverlay on a vmdk = %v", err)
+	}
+	if err := img.CreateOverlay(ctx, filepath.Join(dir, "gone.raw"), "raw", filepath.Join(dir, "x.qcow2"), 1<<20); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("CreateOverlay on a missing base = %v", err)
+	}
+	if _, err := img.InfoImage(ctx, Image{Path: raw, Format: "raw", Backing: &Image{Path: base, Format: "qcow2"}}); err == nil ||
+		!strings.Contains(err.Error(), "cannot have a backing image") {
+		t.Errorf("InfoImage of a raw image with a backing image = %v", err)
 	}
 }

@@ -78,6 +78,10 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // unless the work dir already has one (so a machine started again in the
 // same work dir keeps its boot entries).
 //
+// Before QEMU runs, every qcow2 image of c's drives is read far enough to
+// refuse one keeping its data in an external file (ErrExternalData), the
+// one reference to another file a stated chain cannot switch off.
+//
 // QEMU runs in its own process group with stdin from /dev/null and its
 // stderr and stdout kept for errors. When ctx is cancelled the whole
 // group is killed; Wait then reports it. Start returns once QEMU has
@@ -86,6 +90,11 @@ func Start(ctx context.Context, c Config, workDir string) (*Machine, error) {
 	args, err := c.Args(workDir)
 	if err != nil {
 		return nil, err
+	}
+	for i, d := range c.Drives {
+		if err := d.image().refuseExternalData(); err != nil {
+			return nil, fmt.Errorf("qemu: drives[%d]: %w", i, err)
+		}
 	}
 	bin, err := lookTool("qemu", c.Binary, DefaultBinary, "qemu-system-x86")
 	if err != nil {
