@@ -71,8 +71,9 @@ func (r Runner) firmware(fw qemu.Firmware) (string, string, error) {
 type Spec struct {
 	// Image is the disk image to boot and Format its format (qcow2 or
 	// raw). The guest writes to an overlay in WorkDir; Image is never
-	// modified. Callers check an image kiln did not make first (see
-	// disk/image) and state its format: it is never probed.
+	// modified. Callers check an image kiln did not make first (Vet) and
+	// state its format: it is never probed, and a backing file its header
+	// names is never opened (QEMU is given the whole chain).
 	Image, Format string
 	// Size is the overlay's virtual size in bytes; 0 keeps the image's.
 	Size int64
@@ -177,7 +178,9 @@ func (r Runner) Config(ctx context.Context, s Spec) (qemu.Config, *VM, error) {
 	if err := r.img().CreateOverlay(ctx, image, s.Format, vm.Overlay, s.Size); err != nil {
 		return qemu.Config{}, nil, err
 	}
-	drives := []qemu.Drive{{Path: vm.Overlay, Format: "qcow2"}}
+	// The chain is stated, image at the bottom with no backing of its own:
+	// whatever its header names, QEMU opens nothing else.
+	drives := []qemu.Drive{{Path: vm.Overlay, Format: "qcow2", Backing: &qemu.Image{Path: image, Format: s.Format}}}
 	for i, size := range s.DataDisks {
 		p := filepath.Join(s.WorkDir, fmt.Sprintf("data%d.qcow2", i))
 		if err := r.img().CreateBlank(ctx, p, size); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
@@ -123,7 +124,8 @@ func (b *Builder) packageBaseImage(ctx context.Context, plan *recipes.Plan, base
 		release()
 		return nil, err
 	}
-	img, err := b.vetBase(ctx, plan, base, filepath.Join(dir, m.Artifacts[0].Name), strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"))
+	img, err := b.vetBase(ctx, plan, base, filepath.Join(dir, m.Artifacts[0].Name), strings.TrimPrefix(m.Artifacts[0].SHA256, "sha256:"),
+		image.WithMaxVirtualSize(m.Disk.VirtualSize))
 	if err != nil {
 		release()
 		return nil, err
@@ -299,7 +301,8 @@ func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
 		compression = ""
 	}
 	step := progress.Begin(b.sink, "convert", 100, "qcow2, "+d.Compression+" compression")
-	err := b.opts.QemuImg.Convert(ctx, st.raw, st.image, qemu.ConvertOptions{SrcFormat: "raw", DstFormat: "qcow2", Compression: compression,
+	raw := qemu.Image{Path: st.raw, Format: "raw"}
+	err := b.opts.QemuImg.ConvertImage(ctx, raw, st.image, qemu.ConvertOptions{DstFormat: "qcow2", Compression: compression,
 		Progress: func(p float64) { step.Advance(int64(p), 100) }})
 	if err != nil {
 		return err
@@ -308,7 +311,7 @@ func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
 		return fmt.Errorf("the converted image fails qemu-img check: %w", err)
 	}
 	// The qcow2 must hold exactly the disk that was assembled.
-	if err := b.opts.QemuImg.Compare(ctx, st.raw, st.image); err != nil {
+	if err := b.opts.QemuImg.CompareImages(ctx, raw, qemu.Image{Path: st.image, Format: "qcow2"}); err != nil {
 		return fmt.Errorf("the converted image differs from the assembled disk: %w", err)
 	}
 	step.End("")
@@ -317,12 +320,13 @@ func (b *Builder) stepConvert(ctx context.Context, st *bakeState) error {
 
 // stepLint holds kiln's own image to the hygiene rules it checks others by.
 func (b *Builder) stepLint(ctx context.Context, st *bakeState) error {
-	return b.lintImage(ctx, st.image)
+	return b.lintImage(ctx, st.image, int64(st.plan.Recipe.Disk.Size))
 }
 
-func (b *Builder) lintImage(ctx context.Context, image string) error {
+// lintImage lints a baked image of up to size bytes.
+func (b *Builder) lintImage(ctx context.Context, path string, size int64) error {
 	step := progress.Begin(b.sink, "lint", 0, "checking the image's hygiene offline")
-	rep, err := lint.Image(ctx, image)
+	rep, err := lint.Image(ctx, path, image.WithMaxVirtualSize(size))
 	if err != nil {
 		return err
 	}

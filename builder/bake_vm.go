@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/disk"
+	diskimage "github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
@@ -114,7 +115,7 @@ func (b *Builder) vmBake(ctx context.Context, plan *recipes.Plan, base *imageBas
 	if err != nil {
 		return err
 	}
-	if err := b.lintImage(ctx, image); err != nil {
+	if err := b.lintImage(ctx, image, max(int64(plan.Recipe.Disk.Size), base.VirtualSize)); err != nil {
 		return err
 	}
 	m2, err := b.vmManifest(plan, base, key, image, started)
@@ -293,7 +294,9 @@ func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overla
 		compression = ""
 	}
 	step := progress.Begin(b.sink, "convert", 100, "flattening into a standalone "+d.Format+" ("+d.Compression+")")
-	if err := b.opts.QemuImg.Convert(ctx, overlay, out, qemu.ConvertOptions{SrcFormat: "qcow2", DstFormat: d.Format, Compression: compression,
+	// The chain is stated: the base's own header names nothing qemu-img opens.
+	src := qemu.Image{Path: overlay, Format: "qcow2", Backing: &qemu.Image{Path: base.Path, Format: base.Format}}
+	if err := b.opts.QemuImg.ConvertImage(ctx, src, out, qemu.ConvertOptions{DstFormat: d.Format, Compression: compression,
 		Progress: func(p float64) { step.Advance(int64(p), 100) }}); err != nil {
 		return "", err
 	}
@@ -311,7 +314,7 @@ func (b *Builder) convertFlatten(ctx context.Context, plan *recipes.Plan, overla
 
 // vmManifest describes a VM-baked image, read from the image itself.
 func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image string, started time.Time) (*manifest.Manifest, error) {
-	root, closer, err := disk.OpenRoot(image)
+	root, closer, err := disk.OpenRoot(image, diskimage.WithMaxVirtualSize(max(int64(plan.Recipe.Disk.Size), base.VirtualSize)))
 	if err != nil {
 		return nil, err
 	}

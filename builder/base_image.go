@@ -2,9 +2,11 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/disk/image"
@@ -84,35 +86,35 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 }
 
 // vetBase checks an image base before anything opens it: a qcow2 or raw
-// disk, no backing file, a sane size (see boot.Vet).
-func (b *Builder) vetBase(ctx context.Context, plan *recipes.Plan, base recipes.Base, path, sum string) (*imageBase, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// disk of a sane size, with no backing file, external data file or
+// encryption (boot.Vet), and a raw one that looks like a disk. opts raise
+// the size limit for kiln's own images.
+func (b *Builder) vetBase(ctx context.Context, plan *recipes.Plan, base recipes.Base, path, sum string, opts ...image.Option) (*imageBase, error) {
+	bad := func(format string, args ...any) error {
+		return &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf(format, args...)}
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+	info, err := boot.Vet(ctx, path, opts...)
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return nil, bad("base %s is not a disk image kiln can boot (want qcow2 or raw): %v", base, trimImage(err))
+	case err != nil:
+		return nil, bad("base %s: %v", base, trimImage(err))
 	}
-	format, err := image.Detect(f, st.Size())
-	if err != nil {
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base %s is not a disk image: %v", base, err)}
-	}
-	if format != "qcow2" && format != "raw" {
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
-			Msg: fmt.Sprintf("base %s is a %s file, not a disk image kiln can boot (want qcow2 or raw)", base, format)}
-	}
-	if format == "raw" && !looksBootable(f) {
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
-			Msg: fmt.Sprintf("base %s is raw data with neither a partition table nor a boot sector: not a disk image", base)}
-	}
-	info, err := boot.Vet(ctx, path)
-	if err != nil {
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base %s: %v", base, err)}
+	if info.Format == "raw" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if !looksBootable(f) {
+			return nil, bad("base %s is raw data with neither a partition table nor a boot sector: not a disk image", base)
+		}
 	}
 	return &imageBase{Path: path, Format: info.Format, VirtualSize: info.VirtualSize, SHA256: sum, Ref: base.String()}, nil
 }
+
+// trimImage drops the "image: " in front of disk/image's errors.
+func trimImage(err error) string { return strings.TrimPrefix(err.Error(), "image: ") }
 
 // looksBootable reports an MBR boot signature or a GPT header on a raw disk.
 func looksBootable(f *os.File) bool {

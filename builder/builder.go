@@ -60,8 +60,8 @@ type Options struct {
 type ImageTool interface {
 	Info(ctx context.Context, path string) (*qemu.ImageInfo, error)
 	Check(ctx context.Context, path string) error
-	Compare(ctx context.Context, a, b string) error
-	Convert(ctx context.Context, src, dst string, o qemu.ConvertOptions) error
+	CompareImages(ctx context.Context, a, b qemu.Image) error
+	ConvertImage(ctx context.Context, src qemu.Image, dst string, o qemu.ConvertOptions) error
 }
 
 // Builder bakes images. It is safe to use from one goroutine at a time;

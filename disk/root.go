@@ -52,10 +52,11 @@ func FindRoot(img *image.Image) (*Root, error) {
 }
 
 // OpenRoot opens the Linux root filesystem of the disk image at path, for
-// reading an image (or a stopped VM's disk) offline. Close the returned
-// closer when done.
-func OpenRoot(path string) (*Root, io.Closer, error) {
-	img, err := image.Open(path)
+// reading an image (or a stopped VM's disk) offline; opts are image.Open's
+// (a kiln overlay names its chain with image.WithBacking). Close the
+// returned closer when done.
+func OpenRoot(path string, opts ...image.Option) (*Root, io.Closer, error) {
+	img, err := image.Open(path, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

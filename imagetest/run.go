@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/boot"
+	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/guestssh"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
@@ -49,9 +50,18 @@ type Options struct {
 	Epoch time.Time
 	// Boot starts guests; the zero value runs the real QEMU.
 	Boot boot.Runner
-	// Vet checks the image before anything opens it; default boot.Vet.
-	Vet func(ctx context.Context, image string) (boot.ImageInfo, error)
+	// MaxSize is the largest virtual size accepted of the image; default
+	// image.MaxVirtualSize (1 TiB). The image is checked before anything
+	// opens it (boot.Vet): qcow2 or raw, no backing file.
+	MaxSize int64
 }
+
+// VetError is an image Run refused to open: not a qcow2 or raw disk kiln
+// reads, a backing file, too large (see image.Check).
+type VetError struct{ Err error }
+
+func (e *VetError) Error() string { return e.Err.Error() }
+func (e *VetError) Unwrap() error { return e.Err }
 
 // Guest is a running test VM, for Options.Inspect.
 type Guest struct {
@@ -123,15 +133,10 @@ type JobResult struct {
 // An error means the test could not be run at all; a failed boot or check
 // is a report that is not OK.
 func Run(ctx context.Context, t *Target, opts Options) ([]Report, error) {
-	vet := opts.Vet
-	if vet == nil {
-		vet = boot.Vet
-	}
-	info, err := vet(ctx, t.Image)
+	info, err := boot.Vet(ctx, t.Image, image.WithMaxVirtualSize(opts.MaxSize))
 	if err != nil {
-		return nil, err
+		return nil, &VetError{Err: err}
 	}
-	format := info.Format
 	sink := progress.Or(opts.Progress)
 	firmware := opts.Firmware
 	if len(firmware) == 0 {
@@ -151,7 +156,7 @@ func Run(ctx context.Context, t *Target, opts Options) ([]Report, error) {
 	}
 	var reports []Report
 	for _, fw := range firmware {
-		r := &run{t: t, opts: opts, format: format, fw: qemu.Firmware(fw), accel: accel, sink: sink}
+		r := &run{t: t, opts: opts, format: info.Format, size: info.VirtualSize, fw: qemu.Firmware(fw), accel: accel, sink: sink}
 		reports = append(reports, r.do(ctx))
 		if ctx.Err() != nil {
 			return reports, ctx.Err()
@@ -165,6 +170,7 @@ type run struct {
 	t      *Target
 	opts   Options
 	format string
+	size   int64 // the image's virtual size
 	fw     qemu.Firmware
 	accel  qemu.Accel
 	sink   progress.Sink

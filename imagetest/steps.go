@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/disk"
+	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/guestssh"
 	"github.com/kiln-project/kiln/internal/probe"
 	"github.com/kiln-project/kiln/manifest"
@@ -179,7 +180,8 @@ func (r *run) stepJob(ctx context.Context) error {
 	r.rep.Job = job
 	// The record on the stopped disk, read offline: the overlay kiln made,
 	// on the image it was asked to test.
-	if fsys, closer, err := disk.OpenRoot(r.vm.Overlay); err == nil {
+	abs, _ := filepath.Abs(r.t.Image)
+	if fsys, closer, err := disk.OpenRoot(r.vm.Overlay, image.WithBacking(abs), image.WithMaxVirtualSize(r.size)); err == nil {
 		if b, err := fs.ReadFile(fsys, "var/lib/kiln/job/result.json"); err == nil {
 			job.Recorded = strings.TrimSpace(string(b))
 		}

@@ -49,8 +49,12 @@ func (e *InputError) Unwrap() error { return e.Err }
 // (ext4, the partition holding /etc/os-release), runs every rule on it, and
 // checks that its free space holds no old data. A path that is not an
 // image kiln opens is an *InputError.
-func Image(ctx context.Context, path string) (*Report, error) {
-	img, err := image.Open(path)
+//
+// opts are image.Open's: an image kiln did not make is checked before it is
+// read (qcow2 or raw, no backing file, at most image.MaxVirtualSize unless
+// image.WithMaxVirtualSize says otherwise).
+func Image(ctx context.Context, path string, opts ...image.Option) (*Report, error) {
+	img, err := image.Open(path, opts...)
 	if err != nil {
 		return nil, &InputError{Path: path, Err: err}
 	}

@@ -3,13 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
 
+	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/lint"
 	"github.com/spf13/cobra"
 )
 
 func newLintCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "lint IMAGE...",
 		Short: "Check images offline for hygiene violations",
 		Long: `Opens each image (qcow2 or raw) in kiln itself — no VM, no mounts — finds its
@@ -28,6 +31,8 @@ lint clean.`,
 		Args: minArgs(1),
 		RunE: lintAction,
 	}
+	addMaxSizeFlag(cmd)
+	return cmd
 }
 
 func ruleList() string {
@@ -48,10 +53,14 @@ type lintResult struct {
 
 func lintAction(cmd *cobra.Command, args []string) error {
 	results := []lintResult{}
+	maxSize, err := maxSizeFlag()
+	if err != nil {
+		return err
+	}
 	dirty, failed, invalid := 0, 0, 0
 	w := cmd.OutOrStdout()
 	for _, p := range args {
-		rep, err := lint.Image(cmd.Context(), p)
+		rep, err := lint.Image(cmd.Context(), p, image.WithMaxVirtualSize(maxSize))
 		if cmd.Context().Err() != nil {
 			return cmd.Context().Err()
 		}
@@ -98,5 +107,13 @@ func lintAction(cmd *cobra.Command, args []string) error {
 
 // notAnImage words why path is no image kiln lint takes.
 func notAnImage(path string, err error) string {
-	return fmt.Sprintf("not a disk image kiln reads: %v", err)
+	msg := strings.TrimPrefix(err.Error(), "image: ")
+	msg = strings.TrimPrefix(msg, path+": ")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "not a disk image: no such file"
+	case errors.Is(err, image.ErrFormat):
+		return "not a disk image kiln reads: " + msg
+	}
+	return "refused: " + msg
 }

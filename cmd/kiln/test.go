@@ -52,6 +52,7 @@ A failure shows the last lines of the serial console.`,
 	cmd.Flags().Int("memory", 512, "guest memory in MiB")
 	cmd.Flags().Duration("boot-timeout", 0, "how long to wait for the guest (default 5m)")
 	cmd.Flags().String("keep", "", "keep the VM's files (overlay, seed, console log) in this directory")
+	addMaxSizeFlag(cmd)
 	cmd.Flags().StringSlice("data-disk", nil, "attach a blank data disk of this size (repeatable: /dev/vdb, /dev/vdc, ...; default: the disks the recipe's roles expect)")
 	return cmd
 }
@@ -77,6 +78,10 @@ func testAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	maxSize, err := maxSizeFlag()
+	if err != nil {
+		return err
+	}
 	target, cleanup, err := testTarget(cmd, args[0])
 	if err != nil {
 		return err
@@ -85,8 +90,12 @@ func testAction(cmd *cobra.Command, args []string) error {
 	reports, err := imagetest.Run(cmd.Context(), target, imagetest.Options{
 		Firmware: cfg.GetStringSlice("firmware"), Accel: cfg.GetString("accel"), MemoryMiB: cfg.GetInt("memory"),
 		BootTimeout: cfg.GetDuration("boot-timeout"), WorkDir: cfg.GetString("keep"), DataDisks: disks,
-		Progress: newRenderer(cmd.ErrOrStderr()), Epoch: when,
+		Progress: newRenderer(cmd.ErrOrStderr()), Epoch: when, MaxSize: maxSize,
 	})
+	var ve *imagetest.VetError
+	if errors.As(err, &ve) {
+		return invalidInput{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -204,3 +213,17 @@ type invalidInput struct{ err error }
 
 func (i invalidInput) Error() string { return i.err.Error() }
 func (i invalidInput) Unwrap() error { return i.err }
+
+// addMaxSizeFlag adds --max-size, the bound on images kiln did not make.
+func addMaxSizeFlag(cmd *cobra.Command) {
+	cmd.Flags().String("max-size", "1TiB", "largest virtual size accepted of an image (images are checked before anything opens them)")
+}
+
+func maxSizeFlag() (int64, error) {
+	s := cfg.GetString("max-size")
+	n, err := recipes.ParseSize(s)
+	if err != nil || n <= 0 {
+		return 0, usageError{fmt.Errorf("--max-size %q: want a size like 1TiB or 200GiB", s)}
+	}
+	return int64(n), nil
+}

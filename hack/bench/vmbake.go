@@ -125,7 +125,7 @@ func packerStyle(ctx context.Context, plan *recipes.Plan, cloud, work string) er
 		return err
 	}
 	m, err := qemu.Start(ctx, qemu.Config{Accel: accel, MemoryMiB: 1024,
-		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2"}, {Path: seedPath, Format: "raw", ReadOnly: true}}, NICs: []qemu.NIC{{}}}, vmDir)
+		Drives: []qemu.Drive{{Path: overlay, Format: "qcow2", Backing: &qemu.Image{Path: cloud, Format: "qcow2"}}, {Path: seedPath, Format: "raw", ReadOnly: true}}, NICs: []qemu.NIC{{}}}, vmDir)
 	if err != nil {
 		return err
 	}
@@ -135,5 +135,5 @@ func packerStyle(ctx context.Context, plan *recipes.Plan, cloud, work string) er
 	if err := m.Wait(waitCtx); err != nil {
 		return fmt.Errorf("the VM did not power off: %v\n%s", err, m.ConsoleTail(20))
 	}
-	return img.Convert(ctx, overlay, filepath.Join(work, "packer.qcow2"), qemu.ConvertOptions{SrcFormat: "qcow2", DstFormat: "qcow2", Compression: "zstd"})
+	return img.ConvertImage(ctx, qemu.Image{Path: overlay, Format: "qcow2", Backing: &qemu.Image{Path: cloud, Format: "qcow2"}}, filepath.Join(work, "packer.qcow2"), qemu.ConvertOptions{DstFormat: "qcow2", Compression: "zstd"})
 }
