@@ -21,16 +21,39 @@ import (
 var schemaFS embed.FS
 
 // Schema is one cloud-init version's published schema set.
+//
+// Compiling the whole cloud-config schema costs tens of milliseconds, more
+// than writing a seed: kiln compiles only what a document needs, when it
+// is first validated. The schema is an allOf of one definition per
+// cloud-init module, each of the form {type: object, properties: {...}}
+// (TestModuleShape keeps it so), so a module none of whose keys a
+// document has cannot fail it: the compiled schema keeps the root (its
+// list of known keys, additionalProperties: false) and the modules whose
+// keys the document uses (TestPrunedMatchesFull compares it with the whole
+// schema). Compiled schemas are kept per module set.
 type Schema struct {
 	// Version is the cloud-init version the schema files came from.
 	Version string
 	dir     string
 
-	once        sync.Once
-	cloudConfig *jsonschema.Schema
-	network     *jsonschema.Schema
-	topKeys     map[string]bool
-	err         error
+	once    sync.Once
+	root    map[string]any // the cloud-config schema document
+	modules []module       // its allOf, in order
+	topKeys map[string]bool
+	err     error
+
+	mu       sync.Mutex
+	compiled map[string]*jsonschema.Schema // by module set
+
+	netOnce sync.Once
+	network *jsonschema.Schema
+	netErr  error
+}
+
+// module is one member of the cloud-config schema's allOf.
+type module struct {
+	item any             // the allOf entry, {"$ref": "#/$defs/cc_..."}
+	keys map[string]bool // the top-level keys it constrains
 }
 
 var (
@@ -79,18 +102,67 @@ func (s *Schema) ValidateUserData(userData []byte) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := inst.(map[string]any); !ok {
+	doc, ok := inst.(map[string]any)
+	if !ok {
 		return nil, errors.New("cloudinit: user-data is not a YAML mapping")
 	}
-	return problems(s.cloudConfig.Validate(inst)), nil
+	sch, err := s.forKeys(doc)
+	if err != nil {
+		return nil, err
+	}
+	return problems(sch.Validate(inst)), nil
+}
+
+// forKeys returns the schema compiled with the modules doc's keys use.
+func (s *Schema) forKeys(doc map[string]any) (*jsonschema.Schema, error) {
+	var use []any
+	var names []string
+	for i, m := range s.modules {
+		for k := range doc {
+			if m.keys[k] {
+				use = append(use, m.item)
+				names = append(names, fmt.Sprint(i))
+				break
+			}
+		}
+	}
+	key := strings.Join(names, ",")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sch, ok := s.compiled[key]; ok {
+		return sch, nil
+	}
+	pruned := make(map[string]any, len(s.root))
+	for k, v := range s.root {
+		pruned[k] = v
+	}
+	pruned["allOf"] = use
+	if len(use) == 0 {
+		delete(pruned, "allOf")
+	}
+	c := jsonschema.NewCompiler()
+	url := schemaURL(fmt.Sprintf("%s/cloud-config/%s.json", s.dir, key))
+	if err := c.AddResource(url, pruned); err != nil {
+		return nil, fmt.Errorf("cloudinit: schema %s: %w", s.Version, err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: compile schema %s: %w", s.Version, err)
+	}
+	if s.compiled == nil {
+		s.compiled = map[string]*jsonschema.Schema{}
+	}
+	s.compiled[key] = sch
+	return sch, nil
 }
 
 // ValidateNetwork checks a network-config document. Only the upstream schema
 // set carries network-config schemas.
 func ValidateNetwork(networkConfig []byte) ([]Problem, error) {
 	s := Upstream
-	if err := s.load(); err != nil {
-		return nil, err
+	s.netOnce.Do(func() { s.network, s.netErr = s.compileNetwork() })
+	if s.netErr != nil {
+		return nil, s.netErr
 	}
 	inst, err := instance(networkConfig)
 	if err != nil {
@@ -121,50 +193,70 @@ func (s *Schema) IgnoredKeys(userData []byte) ([]string, error) {
 }
 
 func (s *Schema) load() error {
-	s.once.Do(func() { s.err = s.compile() })
+	s.once.Do(func() { s.err = s.parse() })
 	return s.err
 }
 
-func (s *Schema) compile() error {
-	c := jsonschema.NewCompiler()
-	names, err := schemaFS.ReadDir(s.dir)
+// parse reads the cloud-config schema document: its modules and keys. It
+// compiles nothing.
+func (s *Schema) parse() error {
+	name := "schema-cloud-config-v1.json"
+	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
 	if err != nil {
 		return fmt.Errorf("cloudinit: embedded schemas: %w", err)
 	}
-	for _, n := range names {
-		b, err := schemaFS.ReadFile(path.Join(s.dir, n.Name()))
-		if err != nil {
-			return err
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("cloudinit: schema %s: %w", n.Name(), err)
-		}
-		if err := c.AddResource(schemaURL(n.Name()), doc); err != nil {
-			return fmt.Errorf("cloudinit: schema %s: %w", n.Name(), err)
-		}
-		if n.Name() == "schema-cloud-config-v1.json" {
-			s.topKeys = topLevelKeys(doc)
-		}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("cloudinit: schema %s: %w", name, err)
 	}
-	if s.cloudConfig, err = c.Compile(schemaURL("schema-cloud-config-v1.json")); err != nil {
-		return fmt.Errorf("cloudinit: compile schema %s: %w", s.Version, err)
+	root, ok := doc.(map[string]any)
+	if !ok {
+		return fmt.Errorf("cloudinit: schema %s is not an object", name)
 	}
-	if _, err := schemaFS.Open(path.Join(s.dir, "schema-network-config-v2.json")); err == nil {
-		if s.network, err = c.Compile(schemaURL("schema-network-config-v2.json")); err != nil {
-			return fmt.Errorf("cloudinit: compile network schema %s: %w", s.Version, err)
+	s.root, s.topKeys = root, topLevelKeys(root)
+	defs, _ := root["$defs"].(map[string]any)
+	all, _ := root["allOf"].([]any)
+	for _, item := range all {
+		m := module{item: item, keys: map[string]bool{}}
+		ref, _ := item.(map[string]any)["$ref"].(string)
+		def, _ := defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
+		props, _ := def["properties"].(map[string]any)
+		for k := range props {
+			m.keys[k] = true
 		}
+		s.modules = append(s.modules, m)
 	}
 	return nil
+}
+
+// compileNetwork compiles the network-config v2 schema.
+func (s *Schema) compileNetwork() (*jsonschema.Schema, error) {
+	name := "schema-network-config-v2.json"
+	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: embedded schemas: %w", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: schema %s: %w", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(schemaURL(name), doc); err != nil {
+		return nil, fmt.Errorf("cloudinit: schema %s: %w", name, err)
+	}
+	sch, err := c.Compile(schemaURL(name))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: compile network schema %s: %w", s.Version, err)
+	}
+	return sch, nil
 }
 
 func schemaURL(name string) string { return "file:///kiln/cloudinit/" + name }
 
 // topLevelKeys collects the property names the schema knows at the top level:
 // its own properties and those of every definition its allOf references.
-func topLevelKeys(doc any) map[string]bool {
+func topLevelKeys(root map[string]any) map[string]bool {
 	keys := map[string]bool{}
-	root, _ := doc.(map[string]any)
 	defs, _ := root["$defs"].(map[string]any)
 	addProps := func(v any) {
 		m, _ := v.(map[string]any)
