@@ -124,7 +124,7 @@ func verdict(ok bool) string {
 	if ok {
 		return "ok"
 	}
-	return "BELOW TARGET"
+	return "MISSED"
 }
 
 func tail(b []byte) string {

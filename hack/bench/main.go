@@ -23,6 +23,7 @@ type benchmark struct {
 
 var benchmarks = []benchmark{
 	{"seed-iso", benchSeed},
+	{"seed-cli", benchSeedCLI},
 	{"bake", benchBake},
 	{"boot", benchBoot},
 	{"vm-bake", benchVMBake},
