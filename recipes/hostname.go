@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var hostnameRE = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ExpandHostname fills a hostname pattern: {recipe} is the recipe name,
 // {instance} the instance name, {index} its number. The result must be a

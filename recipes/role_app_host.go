@@ -3,7 +3,6 @@ package recipes
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -40,7 +39,7 @@ type AppHost struct {
 	TasksMax   int               `yaml:"tasksMax" doc:"limit on processes and threads"`
 }
 
-var cpuQuotaRE = regexp.MustCompile(`^[1-9][0-9]*%$`)
+var cpuQuotaRE = lazyRE(`^[1-9][0-9]*%$`)
 
 func (a *AppHost) validate(v *validator) {
 	if !userRE.MatchString(a.Name) {

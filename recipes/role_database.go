@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 )
 
@@ -73,10 +72,10 @@ type DumpParams struct {
 }
 
 var (
-	pgIdentRE  = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-	scramRE    = regexp.MustCompile(`^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`)
-	pgSettingR = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)
-	deviceRE   = regexp.MustCompile(`^/dev/[a-z0-9/_-]+$`)
+	pgIdentRE  = lazyRE(`^[a-z_][a-z0-9_]{0,62}$`)
+	scramRE    = lazyRE(`^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`)
+	pgSettingR = lazyRE(`^[a-z_][a-z0-9_.]*$`)
+	deviceRE   = lazyRE(`^/dev/[a-z0-9/_-]+$`)
 )
 
 func (d *Database) validate(v *validator) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 )
 
 func init() {
@@ -59,7 +58,7 @@ type FirewallRule struct {
 	From  string `yaml:"from" doc:"lan, wan or any (default)"`
 }
 
-var ifaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+var ifaceRE = lazyRE(`^[a-zA-Z0-9_.-]{1,15}$`)
 
 func (g *Gateway) validate(v *validator) {
 	if !ifaceRE.MatchString(g.WAN) {

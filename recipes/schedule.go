@@ -48,7 +48,7 @@ func OnCalendar(schedule string) ([]string, error) {
 	return []string{s}, nil
 }
 
-var cronFieldRE = regexp.MustCompile(`^[0-9A-Za-z*/,-]+$`)
+var cronFieldRE = lazyRE(`^[0-9A-Za-z*/,-]+$`)
 
 // looksLikeCron: five fields of cron characters, and no systemd markers.
 func looksLikeCron(f []string) bool {
@@ -205,11 +205,11 @@ func days(vals []int) string {
 
 // Systemd calendar syntax: [weekdays] [[year-]month-day] [hour:minute[:second]] [timezone].
 var (
-	calWeekdayRE = regexp.MustCompile(`^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)(,(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?))*$`)
+	calWeekdayRE = lazyRE(`^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)(,(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?))*$`)
 	calComponent = `(\*|[0-9]+(\.\.[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(\.\.[0-9]+)?)(/[0-9]+)?)*`
-	calDateRE    = regexp.MustCompile(`^(` + calComponent + `-)?` + calComponent + `(-|~)` + calComponent + `$`)
-	calTimeRE    = regexp.MustCompile(`^` + calComponent + `:` + calComponent + `(:` + calComponent + `(\.[0-9]+)?)?$`)
-	calZoneRE    = regexp.MustCompile(`^(UTC|[A-Z][A-Za-z_]+/[A-Za-z_/+-]+)$`)
+	calDateRE    = lazyRE(`^(` + calComponent + `-)?` + calComponent + `(-|~)` + calComponent + `$`)
+	calTimeRE    = lazyRE(`^` + calComponent + `:` + calComponent + `(:` + calComponent + `(\.[0-9]+)?)?$`)
+	calZoneRE    = lazyRE(`^(UTC|[A-Z][A-Za-z_]+/[A-Za-z_/+-]+)$`)
 )
 
 func checkCalendar(s string) error {

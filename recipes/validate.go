@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -79,16 +78,16 @@ func (r *Recipe) Files() []string {
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	packageRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$`)
-	unitRE     = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+\.(service|timer|socket|path|mount|automount|target|slice)$`)
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	cryptRE    = regexp.MustCompile(`^\$(1|5|6|y|gy|2[abxy]?|7)\$[^\s:]+$`)
-	timezoneRE = regexp.MustCompile(`^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2})$`)
-	suiteRE    = regexp.MustCompile(`^[a-z]+$`)
-	sha256RE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	sshKeyRE   = regexp.MustCompile(`^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
+	nameRE     = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	userRE     = lazyRE(`^[a-z_][a-z0-9_-]{0,31}$`)
+	packageRE  = lazyRE(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$`)
+	unitRE     = lazyRE(`^[A-Za-z0-9:_.@-]+\.(service|timer|socket|path|mount|automount|target|slice)$`)
+	envNameRE  = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	cryptRE    = lazyRE(`^\$(1|5|6|y|gy|2[abxy]?|7)\$[^\s:]+$`)
+	timezoneRE = lazyRE(`^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2})$`)
+	suiteRE    = lazyRE(`^[a-z]+$`)
+	sha256RE   = lazyRE(`^[0-9a-f]{64}$`)
+	sshKeyRE   = lazyRE(`^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
 )
 
 // Validate checks a defaulted recipe and returns every problem as an
