@@ -2,8 +2,11 @@ package cloudinit
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
-	"path"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,21 +16,38 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// fullSchema reads a whole cloud-config schema file, as cloud-init ships it.
+func fullSchema(t *testing.T, s *Schema) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, "schema-cloud-config-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
 // TestModuleShape pins what compiling only the modules a document uses
 // relies on: every allOf member of the cloud-config schema is a definition
 // that constrains only its own top-level properties. A schema update that
 // breaks this fails here, not silently in validation.
 func TestModuleShape(t *testing.T) {
 	for _, s := range []*Schema{Upstream, Debian12} {
-		if err := s.load(); err != nil {
-			t.Fatal(err)
+		full := fullSchema(t, s)
+		defs, _ := full["$defs"].(map[string]any)
+		all, _ := full["allOf"].([]any)
+		if len(all) < 30 {
+			t.Fatalf("%s: %d modules", s.Version, len(all))
 		}
-		defs, _ := s.root["$defs"].(map[string]any)
-		for _, m := range s.modules {
-			ref, _ := m.item.(map[string]any)["$ref"].(string)
+		for _, item := range all {
+			m, _ := item.(map[string]any)
+			ref, _ := m["$ref"].(string)
 			def, ok := defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
-			if !ok || len(m.item.(map[string]any)) != 1 {
-				t.Errorf("%s: allOf member %v is not a plain $ref to a definition", s.Version, m.item)
+			if !ok || len(m) != 1 {
+				t.Errorf("%s: allOf member %v is not a plain $ref to a definition", s.Version, item)
 				continue
 			}
 			for k, v := range def {
@@ -58,7 +78,12 @@ func TestPrunedMatchesFull(t *testing.T) {
 		if err := s.load(); err != nil {
 			t.Fatal(err)
 		}
-		full := compileFull(t, s)
+		c := jsonschema.NewCompiler()
+		c.AddResource("full.json", fullSchema(t, s))
+		full, err := c.Compile("full.json")
+		if err != nil {
+			t.Fatal(err)
+		}
 		var keys []string
 		for k := range s.topKeys {
 			keys = append(keys, k)
@@ -91,25 +116,6 @@ func TestPrunedMatchesFull(t *testing.T) {
 	}
 }
 
-func compileFull(t *testing.T, s *Schema) *jsonschema.Schema {
-	t.Helper()
-	b, err := schemaFS.ReadFile(path.Join(s.dir, "schema-cloud-config-v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AddResource("full.json", doc)
-	sch, err := c.Compile("full.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sch
-}
-
 func sameProblems(a, b []Problem) bool {
 	key := func(ps []Problem) []string {
 		out := make([]string, len(ps))
@@ -120,4 +126,37 @@ func sameProblems(a, b []Problem) bool {
 		return out
 	}
 	return reflect.DeepEqual(key(a), key(b))
+}
+
+// TestSplitSchemasFresh: the embedded split schemas are what
+// internal/schemasplit makes of the schema files (run go generate
+// ./cloudinit after changing them).
+func TestSplitSchemasFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go run")
+	}
+	for _, dir := range []string{Upstream.dir, Debian12.dir} {
+		tmp := filepath.Join(t.TempDir(), filepath.Base(dir))
+		os.MkdirAll(tmp, 0o755)
+		b, err := os.ReadFile(filepath.Join(dir, "schema-cloud-config-v1.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(tmp, "schema-cloud-config-v1.json"), b, 0o644)
+		if out, err := exec.Command("go", "run", "./internal/schemasplit", tmp).CombinedOutput(); err != nil {
+			t.Fatalf("schemasplit: %v\n%s", err, out)
+		}
+		want, _ := filepath.Glob(filepath.Join(tmp, "split", "*.json"))
+		have, _ := filepath.Glob(filepath.Join(dir, "split", "*.json"))
+		if len(want) != len(have) {
+			t.Errorf("%s/split has %d files, schemasplit makes %d: run go generate ./cloudinit", dir, len(have), len(want))
+		}
+		for _, w := range want {
+			a, _ := os.ReadFile(w)
+			h, _ := os.ReadFile(filepath.Join(dir, "split", filepath.Base(w)))
+			if !bytes.Equal(a, h) {
+				t.Errorf("%s/split/%s is stale: run go generate ./cloudinit", dir, filepath.Base(w))
+			}
+		}
+	}
 }

@@ -17,7 +17,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-//go:embed schemas/upstream-25.1/*.json schemas/debian-22.4/*.json
+// The schemas are embedded split per module (schemas/*/split, made from
+// the schema files by internal/schemasplit): a document's validation reads
+// and compiles only the root and the modules it uses.
+//
+//go:generate go run ./internal/schemasplit schemas/upstream-25.1 schemas/debian-22.4
+//go:embed schemas/upstream-25.1/split/*.json schemas/debian-22.4/split/*.json schemas/upstream-25.1/schema-network-config-v2.json
 var schemaFS embed.FS
 
 // Schema is one cloud-init version's published schema set.
@@ -37,7 +42,7 @@ type Schema struct {
 	dir     string
 
 	once    sync.Once
-	root    map[string]any // the cloud-config schema document
+	root    map[string]any // the cloud-config schema without its modules
 	modules []module       // its allOf, in order
 	topKeys map[string]bool
 	err     error
@@ -52,7 +57,7 @@ type Schema struct {
 
 // module is one member of the cloud-config schema's allOf.
 type module struct {
-	item any             // the allOf entry, {"$ref": "#/$defs/cc_..."}
+	name string          // its definition, cc_write_files
 	keys map[string]bool // the top-level keys it constrains
 }
 
@@ -115,33 +120,42 @@ func (s *Schema) ValidateUserData(userData []byte) ([]Problem, error) {
 
 // forKeys returns the schema compiled with the modules doc's keys use.
 func (s *Schema) forKeys(doc map[string]any) (*jsonschema.Schema, error) {
-	var use []any
-	var names []string
-	for i, m := range s.modules {
+	var use []string
+	for _, m := range s.modules {
 		for k := range doc {
 			if m.keys[k] {
-				use = append(use, m.item)
-				names = append(names, fmt.Sprint(i))
+				use = append(use, m.name)
 				break
 			}
 		}
 	}
-	key := strings.Join(names, ",")
+	key := strings.Join(use, ",")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sch, ok := s.compiled[key]; ok {
 		return sch, nil
 	}
-	pruned := make(map[string]any, len(s.root))
+	c := jsonschema.NewCompiler()
+	pruned := make(map[string]any, len(s.root)+1)
 	for k, v := range s.root {
 		pruned[k] = v
 	}
-	pruned["allOf"] = use
-	if len(use) == 0 {
-		delete(pruned, "allOf")
+	var all []any
+	for _, name := range use {
+		doc, err := s.readJSON("split/" + name + ".json")
+		if err != nil {
+			return nil, err
+		}
+		url := schemaURL(path.Join(s.dir, name+".json"))
+		if err := c.AddResource(url, doc); err != nil {
+			return nil, fmt.Errorf("cloudinit: schema %s: %s: %w", s.Version, name, err)
+		}
+		all = append(all, map[string]any{"$ref": url})
 	}
-	c := jsonschema.NewCompiler()
-	url := schemaURL(fmt.Sprintf("%s/cloud-config/%s.json", s.dir, key))
+	if len(all) > 0 {
+		pruned["allOf"] = all
+	}
+	url := schemaURL(path.Join(s.dir, "cloud-config", key+".json"))
 	if err := c.AddResource(url, pruned); err != nil {
 		return nil, fmt.Errorf("cloudinit: schema %s: %w", s.Version, err)
 	}
@@ -197,36 +211,55 @@ func (s *Schema) load() error {
 	return s.err
 }
 
-// parse reads the cloud-config schema document: its modules and keys. It
-// compiles nothing.
+// parse reads the index of the split schema (its keys and modules) and
+// its root. It compiles nothing.
 func (s *Schema) parse() error {
-	name := "schema-cloud-config-v1.json"
-	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
+	b, err := schemaFS.ReadFile(path.Join(s.dir, "split", "index.json"))
 	if err != nil {
 		return fmt.Errorf("cloudinit: embedded schemas: %w", err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("cloudinit: schema %s: %w", name, err)
+	var idx struct {
+		Keys    []string `json:"keys"`
+		Modules []struct {
+			Name string   `json:"name"`
+			Keys []string `json:"keys"`
+		} `json:"modules"`
 	}
-	root, ok := doc.(map[string]any)
-	if !ok {
-		return fmt.Errorf("cloudinit: schema %s is not an object", name)
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return fmt.Errorf("cloudinit: schema index %s: %w", s.dir, err)
 	}
-	s.root, s.topKeys = root, topLevelKeys(root)
-	defs, _ := root["$defs"].(map[string]any)
-	all, _ := root["allOf"].([]any)
-	for _, item := range all {
-		m := module{item: item, keys: map[string]bool{}}
-		ref, _ := item.(map[string]any)["$ref"].(string)
-		def, _ := defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
-		props, _ := def["properties"].(map[string]any)
-		for k := range props {
-			m.keys[k] = true
+	s.topKeys = map[string]bool{}
+	for _, k := range idx.Keys {
+		s.topKeys[k] = true
+	}
+	for _, m := range idx.Modules {
+		mod := module{name: m.Name, keys: map[string]bool{}}
+		for _, k := range m.Keys {
+			mod.keys[k] = true
 		}
-		s.modules = append(s.modules, m)
+		s.modules = append(s.modules, mod)
+	}
+	root, err := s.readJSON("split/root.json")
+	if err != nil {
+		return err
+	}
+	if s.root, _ = root.(map[string]any); s.root == nil {
+		return fmt.Errorf("cloudinit: schema %s: root is not an object", s.dir)
 	}
 	return nil
+}
+
+// readJSON reads an embedded schema file of s.
+func (s *Schema) readJSON(name string) (any, error) {
+	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: embedded schemas: %w", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: schema %s/%s: %w", s.dir, name, err)
+	}
+	return doc, nil
 }
 
 // compileNetwork compiles the network-config v2 schema.
@@ -252,30 +285,6 @@ func (s *Schema) compileNetwork() (*jsonschema.Schema, error) {
 }
 
 func schemaURL(name string) string { return "file:///kiln/cloudinit/" + name }
-
-// topLevelKeys collects the property names the schema knows at the top level:
-// its own properties and those of every definition its allOf references.
-func topLevelKeys(root map[string]any) map[string]bool {
-	keys := map[string]bool{}
-	defs, _ := root["$defs"].(map[string]any)
-	addProps := func(v any) {
-		m, _ := v.(map[string]any)
-		props, _ := m["properties"].(map[string]any)
-		for k := range props {
-			keys[k] = true
-		}
-	}
-	addProps(root)
-	all, _ := root["allOf"].([]any)
-	for _, item := range all {
-		m, _ := item.(map[string]any)
-		ref, _ := m["$ref"].(string)
-		if name, ok := strings.CutPrefix(ref, "#/$defs/"); ok {
-			addProps(defs[name])
-		}
-	}
-	return keys
-}
 
 // instance turns YAML bytes into the JSON value model the validator wants.
 func instance(doc []byte) (any, error) {
