@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/xeipuuv/gojsonschema"
 	"gopkg.in/yaml.v3"
 )
 
@@ -72,15 +74,21 @@ func TestModuleShape(t *testing.T) {
 // TestPrunedMatchesFull: validating with the modules a document uses gives
 // exactly the problems the whole schema gives, on documents made from the
 // schema's own keys — each key alone and next to another, with values of
-// every JSON type — and on documents with unknown keys.
+// every JSON type — and on documents with unknown keys. A second JSON
+// Schema library, github.com/santhosh-tekuri/jsonschema, gives the same
+// verdict on each (valid or not, and at which top-level keys).
 func TestPrunedMatchesFull(t *testing.T) {
 	for _, s := range []*Schema{Upstream, Debian12} {
 		if err := s.load(); err != nil {
 			t.Fatal(err)
 		}
+		full, err := gojsonschema.NewSchema(gojsonschema.NewGoLoader(fullSchema(t, s)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := jsonschema.NewCompiler()
 		c.AddResource("full.json", fullSchema(t, s))
-		full, err := c.Compile("full.json")
+		other, err := c.Compile("full.json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,12 +116,62 @@ func TestPrunedMatchesFull(t *testing.T) {
 				t.Fatal(err)
 			}
 			inst, _ := instance(userData)
-			want := problems(full.Validate(inst))
+			want, err := validate(full, inst)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !sameProblems(got, want) {
 				t.Errorf("%s: %s\npruned: %v\nfull:   %v", s.Version, b, got, want)
 			}
+			if a, b2 := topOf(got), otherTop(other, inst); a != b2 {
+				t.Errorf("%s: %s\nkiln's library finds problems at %q, the other at %q", s.Version, b, a, b2)
+			}
 		}
 	}
+}
+
+// topOf is the sorted top-level keys problems are at ("" for the root).
+func topOf(ps []Problem) string {
+	set := map[string]bool{}
+	for _, p := range ps {
+		k, _, _ := strings.Cut(strings.TrimPrefix(p.Pointer, "/"), "/")
+		set[k] = true
+	}
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+// otherTop is topOf for the second library's verdict.
+func otherTop(s *jsonschema.Schema, inst any) string {
+	var ve *jsonschema.ValidationError
+	if err := s.Validate(inst); !errors.As(err, &ve) {
+		return ""
+	}
+	set := map[string]bool{}
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			k := ""
+			if len(e.InstanceLocation) > 0 {
+				k = e.InstanceLocation[0]
+			}
+			set[k] = true
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }
 
 func sameProblems(a, b []Problem) bool {

@@ -1,7 +1,6 @@
 package cloudinit
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
+	"github.com/xeipuuv/gojsonschema"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,7 +22,8 @@ import (
 //go:embed schemas/upstream-25.1/split/*.json schemas/debian-22.4/split/*.json schemas/upstream-25.1/schema-network-config-v2.json
 var schemaFS embed.FS
 
-// Schema is one cloud-init version's published schema set.
+// Schema is one cloud-init version's published schema set, validated with
+// github.com/xeipuuv/gojsonschema (cloud-init's schemas are draft-04).
 //
 // Compiling the whole cloud-config schema costs tens of milliseconds, more
 // than writing a seed: kiln compiles only what a document needs, when it
@@ -35,7 +33,8 @@ var schemaFS embed.FS
 // document has cannot fail it: the compiled schema keeps the root (its
 // list of known keys, additionalProperties: false) and the modules whose
 // keys the document uses (TestPrunedMatchesFull compares it with the whole
-// schema). Compiled schemas are kept per module set.
+// schema, and with a second library). Compiled schemas are kept per module
+// set.
 type Schema struct {
 	// Version is the cloud-init version the schema files came from.
 	Version string
@@ -48,10 +47,10 @@ type Schema struct {
 	err     error
 
 	mu       sync.Mutex
-	compiled map[string]*jsonschema.Schema // by module set
+	compiled map[string]*gojsonschema.Schema // by module set
 
 	netOnce sync.Once
-	network *jsonschema.Schema
+	network *gojsonschema.Schema
 	netErr  error
 }
 
@@ -100,7 +99,7 @@ func (s *Schema) ValidateUserData(userData []byte) ([]Problem, error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
-	if !bytes.HasPrefix(userData, []byte(Header)) {
+	if !strings.HasPrefix(string(userData), Header) {
 		return nil, errors.New("cloudinit: user-data does not start with " + strings.TrimSpace(Header))
 	}
 	inst, err := instance(userData)
@@ -115,11 +114,11 @@ func (s *Schema) ValidateUserData(userData []byte) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return problems(sch.Validate(inst)), nil
+	return validate(sch, inst)
 }
 
 // forKeys returns the schema compiled with the modules doc's keys use.
-func (s *Schema) forKeys(doc map[string]any) (*jsonschema.Schema, error) {
+func (s *Schema) forKeys(doc map[string]any) (*gojsonschema.Schema, error) {
 	var use []string
 	for _, m := range s.modules {
 		for k := range doc {
@@ -135,19 +134,19 @@ func (s *Schema) forKeys(doc map[string]any) (*jsonschema.Schema, error) {
 	if sch, ok := s.compiled[key]; ok {
 		return sch, nil
 	}
-	c := jsonschema.NewCompiler()
+	sl := gojsonschema.NewSchemaLoader()
 	pruned := make(map[string]any, len(s.root)+1)
 	for k, v := range s.root {
 		pruned[k] = v
 	}
 	var all []any
 	for _, name := range use {
-		doc, err := s.readJSON("split/" + name + ".json")
+		b, err := schemaFS.ReadFile(path.Join(s.dir, "split", name+".json"))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cloudinit: embedded schemas: %w", err)
 		}
 		url := schemaURL(path.Join(s.dir, name+".json"))
-		if err := c.AddResource(url, doc); err != nil {
+		if err := sl.AddSchema(url, gojsonschema.NewBytesLoader(b)); err != nil {
 			return nil, fmt.Errorf("cloudinit: schema %s: %s: %w", s.Version, name, err)
 		}
 		all = append(all, map[string]any{"$ref": url})
@@ -155,16 +154,12 @@ func (s *Schema) forKeys(doc map[string]any) (*jsonschema.Schema, error) {
 	if len(all) > 0 {
 		pruned["allOf"] = all
 	}
-	url := schemaURL(path.Join(s.dir, "cloud-config", key+".json"))
-	if err := c.AddResource(url, pruned); err != nil {
-		return nil, fmt.Errorf("cloudinit: schema %s: %w", s.Version, err)
-	}
-	sch, err := c.Compile(url)
+	sch, err := sl.Compile(gojsonschema.NewGoLoader(pruned))
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: compile schema %s: %w", s.Version, err)
 	}
 	if s.compiled == nil {
-		s.compiled = map[string]*jsonschema.Schema{}
+		s.compiled = map[string]*gojsonschema.Schema{}
 	}
 	s.compiled[key] = sch
 	return sch, nil
@@ -182,7 +177,7 @@ func ValidateNetwork(networkConfig []byte) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return problems(s.network.Validate(inst)), nil
+	return validate(s.network, inst)
 }
 
 // IgnoredKeys lists the top-level keys of userData that this schema's
@@ -239,45 +234,23 @@ func (s *Schema) parse() error {
 		}
 		s.modules = append(s.modules, mod)
 	}
-	root, err := s.readJSON("split/root.json")
+	b, err = schemaFS.ReadFile(path.Join(s.dir, "split", "root.json"))
 	if err != nil {
-		return err
+		return fmt.Errorf("cloudinit: embedded schemas: %w", err)
 	}
-	if s.root, _ = root.(map[string]any); s.root == nil {
-		return fmt.Errorf("cloudinit: schema %s: root is not an object", s.dir)
+	if err := json.Unmarshal(b, &s.root); err != nil {
+		return fmt.Errorf("cloudinit: schema %s root: %w", s.dir, err)
 	}
 	return nil
 }
 
-// readJSON reads an embedded schema file of s.
-func (s *Schema) readJSON(name string) (any, error) {
-	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
-	if err != nil {
-		return nil, fmt.Errorf("cloudinit: embedded schemas: %w", err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("cloudinit: schema %s/%s: %w", s.dir, name, err)
-	}
-	return doc, nil
-}
-
 // compileNetwork compiles the network-config v2 schema.
-func (s *Schema) compileNetwork() (*jsonschema.Schema, error) {
-	name := "schema-network-config-v2.json"
-	b, err := schemaFS.ReadFile(path.Join(s.dir, name))
+func (s *Schema) compileNetwork() (*gojsonschema.Schema, error) {
+	b, err := schemaFS.ReadFile(path.Join(s.dir, "schema-network-config-v2.json"))
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: embedded schemas: %w", err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("cloudinit: schema %s: %w", name, err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(schemaURL(name), doc); err != nil {
-		return nil, fmt.Errorf("cloudinit: schema %s: %w", name, err)
-	}
-	sch, err := c.Compile(schemaURL(name))
+	sch, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(b))
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: compile network schema %s: %w", s.Version, err)
 	}
@@ -296,7 +269,11 @@ func instance(doc []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudinit: %w", err)
 	}
-	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("cloudinit: %w", err)
+	}
+	return out, nil
 }
 
 func jsonCompatible(v any) any {
@@ -321,67 +298,66 @@ func jsonCompatible(v any) any {
 	return v
 }
 
-var printer = message.NewPrinter(language.English)
-
-// problems flattens a validation error tree to its most specific leaves. For
-// oneOf/anyOf only the branch that got deepest into the document is kept:
-// that is the one the author meant, and the others are noise.
-func problems(err error) []Problem {
-	var ve *jsonschema.ValidationError
-	if err == nil || !errors.As(err, &ve) {
-		if err != nil {
-			return []Problem{{Message: err.Error()}}
-		}
-		return nil
+// validate runs sch on inst and returns its problems: a composite failure
+// (allOf, anyOf, oneOf) is reported only where no problem below it says
+// more.
+func validate(sch *gojsonschema.Schema, inst any) ([]Problem, error) {
+	res, err := sch.Validate(gojsonschema.NewGoLoader(inst))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: %w", err)
 	}
-	seen := map[Problem]bool{}
 	var out []Problem
-	for _, leaf := range leaves(ve) {
-		p := Problem{Pointer: pointer(leaf.InstanceLocation), Message: leaf.ErrorKind.LocalizedString(printer)}
+	seen := map[Problem]bool{}
+	errs := res.Errors()
+	for _, e := range errs {
+		p := Problem{Pointer: pointer(e.Context()), Message: e.Description()}
+		if composite(e) && deeper(errs, p.Pointer) {
+			continue
+		}
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)
 		}
 	}
-	return out
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pointer < out[j].Pointer })
+	return out, nil
 }
 
-func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return []*jsonschema.ValidationError{e}
+// composite reports a failure that only says a combination of schemas
+// failed; the failures of its branches say why.
+func composite(e gojsonschema.ResultError) bool {
+	switch e.Type() {
+	case "number_all_of", "number_any_of", "number_one_of":
+		return true
 	}
-	kw := e.ErrorKind.KeywordPath()
-	if len(kw) > 0 && (kw[len(kw)-1] == "oneOf" || kw[len(kw)-1] == "anyOf") {
-		best, depth := e.Causes[0], -1
-		for _, c := range e.Causes {
-			if d := maxDepth(c); d > depth {
-				best, depth = c, d
-			}
+	return false
+}
+
+// deeper reports a problem that says more than a composite failure at
+// pointer p: any problem below p, or one at p that is not composite.
+func deeper(errs []gojsonschema.ResultError, p string) bool {
+	for _, e := range errs {
+		q := pointer(e.Context())
+		if strings.HasPrefix(q, p+"/") || (q == p && !composite(e)) {
+			return true
 		}
-		return leaves(best)
 	}
-	var out []*jsonschema.ValidationError
-	for _, c := range e.Causes {
-		out = append(out, leaves(c)...)
-	}
-	return out
+	return false
 }
 
-func maxDepth(e *jsonschema.ValidationError) int {
-	d := len(e.InstanceLocation)
-	for _, c := range e.Causes {
-		d = max(d, maxDepth(c))
-	}
-	return d
-}
-
-func pointer(loc []string) string {
-	if len(loc) == 0 {
+// pointer turns gojsonschema's context, (root).users.0.name, into the JSON
+// pointer /users/0/name.
+func pointer(c *gojsonschema.JsonContext) string {
+	if c == nil {
 		return ""
 	}
-	esc := make([]string, len(loc))
-	for i, s := range loc {
-		esc[i] = strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	parts := strings.Split(c.String("\x00"), "\x00")[1:] // drop "(root)"
+	if len(parts) == 0 {
+		return ""
 	}
-	return "/" + strings.Join(esc, "/")
+	esc := strings.NewReplacer("~", "~0", "/", "~1")
+	for i, p := range parts {
+		parts[i] = esc.Replace(p)
+	}
+	return "/" + strings.Join(parts, "/")
 }

@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/xeipuuv/gojsonschema"
 )
 
 // SchemaJSON is the JSON Schema of the current layout.
@@ -18,60 +17,47 @@ import (
 //go:embed schema/manifest-v1.json
 var SchemaJSON []byte
 
-var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(SchemaJSON))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("manifest-v1.json", doc); err != nil {
-		return nil, err
-	}
-	return c.Compile("manifest-v1.json")
+var compiled = sync.OnceValues(func() (*gojsonschema.Schema, error) {
+	return gojsonschema.NewSchema(gojsonschema.NewBytesLoader(SchemaJSON))
 })
 
-// Validate checks manifest JSON against the schema and returns every
-// problem, one per line, each naming its JSON pointer.
+// Validate checks manifest JSON against the schema (with
+// github.com/xeipuuv/gojsonschema) and returns every problem, one per
+// line, each naming its JSON pointer.
 func Validate(b []byte) error {
 	s, err := compiled()
 	if err != nil {
 		return fmt.Errorf("manifest schema: %w", err) // a build defect, caught by every test
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if !json.Valid(b) {
+		return errors.New("not JSON")
+	}
+	res, err := s.Validate(gojsonschema.NewBytesLoader(b))
 	if err != nil {
 		return fmt.Errorf("not JSON: %w", err)
 	}
-	err = s.Validate(inst)
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return err
+	if res.Valid() {
+		return nil
 	}
 	var lines []string
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			out := e.BasicOutput()
-			for _, u := range out.Errors {
-				if u.Error != nil && len(u.Errors) == 0 {
-					lines = append(lines, fmt.Sprintf("%s: %s", orRoot(u.InstanceLocation), u.Error.String()))
-				}
-			}
-			if len(out.Errors) == 0 && out.Error != nil {
-				lines = append(lines, fmt.Sprintf("%s: %s", orRoot(out.InstanceLocation), out.Error.String()))
-			}
-			return
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
+	for _, e := range res.Errors() {
+		lines = append(lines, fmt.Sprintf("%s: %s", orRoot(pointer(e.Context())), e.Description()))
 	}
-	walk(ve)
 	sort.Strings(lines)
 	lines = compact(lines)
-	if len(lines) == 0 {
-		lines = []string{ve.Error()}
-	}
 	return fmt.Errorf("does not match the manifest schema (schemaVersion %d):\n  %s", SchemaVersion, strings.Join(lines, "\n  "))
+}
+
+// pointer turns gojsonschema's context, (root).checks.0, into /checks/0.
+func pointer(c *gojsonschema.JsonContext) string {
+	if c == nil {
+		return ""
+	}
+	parts := strings.Split(c.String("\x00"), "\x00")[1:]
+	if len(parts) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(parts, "/")
 }
 
 func orRoot(p string) string {
@@ -98,12 +84,12 @@ func fields() ([]string, error) {
 	if err := json.Unmarshal(SchemaJSON, &doc); err != nil {
 		return nil, err
 	}
-	defs, _ := doc["$defs"].(map[string]any)
+	defs, _ := doc["definitions"].(map[string]any)
 	var out []string
 	var walk func(prefix string, node map[string]any)
 	walk = func(prefix string, node map[string]any) {
 		if ref, ok := node["$ref"].(string); ok {
-			if d, ok := defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any); ok {
+			if d, ok := defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any); ok {
 				walk(prefix, d)
 			}
 			return
