@@ -55,6 +55,8 @@ func TestBadInput(t *testing.T) {
 			[]string{"r.yaml:4:5: roles[0]:", `unknown role "app-hots" (did you mean "app-host"?)`}},
 		{"bad role param", map[string]string{"r.yaml": header + "roles:\n  - proxy:\n      frontends:\n        - {listen: 70000, servers: [a:1]}\n"},
 			[]string{"r.yaml:6:20: roles[0].proxy.frontends[0].listen:", "port 70000 is not in 1-65535"}},
+		{"app-host bind not an address", map[string]string{"r.yaml": header + "roles:\n  - app-host: {command: x, bind: localhost}\n"},
+			[]string{"r.yaml:4:34: roles[0].app-host.bind:", `invalid address "localhost"`}},
 		{"unknown role param", map[string]string{"r.yaml": header + "roles:\n  - app-host:\n      prot: 80\n      command: x\n"},
 			[]string{"r.yaml:5:7: roles[0].app-host.prot:", `did you mean "port"?`}},
 		{"plain-text password", map[string]string{"r.yaml": header + "boot:\n  users:\n    - {name: ops, password: hunter2}\n"},

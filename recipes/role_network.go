@@ -176,6 +176,9 @@ func (g *Gateway) contribute(c *contribution) error {
 	if g.Forward {
 		c.check(Check{Name: "forwarding on", Command: &CommandCheck{Run: Command{Argv: []string{"sysctl", "-n", "net.ipv4.ip_forward"}}, Contains: "1"}})
 	}
+	if g.NAT {
+		c.check(Check{Name: "nat on", Command: &CommandCheck{Run: Command{Argv: []string{"nft", "list", "table", "ip", "kiln_nat"}}}})
+	}
 	return nil
 }
 
