@@ -66,6 +66,9 @@ func (a *AppHost) validate(v *validator) {
 	if a.Source != "" {
 		v.localPath("source", a.Source, false)
 	}
+	if kind, target, ok := literalRef(a.Script); ok && kind == "file" {
+		v.warnf("script", "%q is installed literally as the program; to install the file, write source: %s instead of script", a.Script, target)
+	}
 	if a.Deliver != "image" && a.Deliver != "seed" {
 		v.errorf("deliver", "unknown value %q (want image or seed)", a.Deliver)
 	}
@@ -79,7 +82,7 @@ func (a *AppHost) validate(v *validator) {
 	if len(a.HealthPath) == 0 || a.HealthPath[0] != '/' {
 		v.errorf("healthPath", "path %q must start with /", a.HealthPath)
 	}
-	v.environment("env", a.Env, "secretEnv", a.SecretEnv)
+	v.environment("env", a.Env, "/etc/"+a.Name+"/app.env", "secretEnv", a.SecretEnv)
 	if a.WorkingDir != "" {
 		v.guestPath("workingDir", a.WorkingDir)
 	}
