@@ -312,6 +312,19 @@ func TestRoleChecks(t *testing.T) {
 			[]string{nftOK, dnsmasqOK, "forwarding on: $ sysctl -n net.ipv4.ip_forward", "nat on: $ nft list table ip kiln_nat"}},
 		{"network without forwarding and NAT", "network: {nat: false, forward: false}", true,
 			[]string{nftOK, dnsmasqOK}},
+
+		// The network role's firewall drops what allow does not open on the
+		// first interface (eth0), where the host's probes arrive.
+		{"app-host behind the firewall", "app-host: {command: /bin/app}\n  - network: {nat: false, forward: false}", true,
+			[]string{"app health: guest http 127.0.0.1 8080 /healthz 200", nftOK, dnsmasqOK}},
+		{"app-host with its port open on the WAN", "app-host: {command: /bin/app}\n  - network: {nat: false, forward: false, allow: [{port: 22}, {port: 8080, from: wan}]}", false,
+			[]string{"app health: http :8080/healthz", nftOK, dnsmasqOK}},
+		{"app-host with its port open on the LAN only", "app-host: {command: /bin/app}\n  - network: {nat: false, forward: false, allow: [{port: 22}, {port: 8080, from: lan}]}", true,
+			[]string{"app health: guest http 127.0.0.1 8080 /healthz 200", nftOK, dnsmasqOK}},
+		{"app-host with its port open over UDP only", "app-host: {command: /bin/app}\n  - network: {nat: false, forward: false, allow: [{port: 22}, {port: 8080, proto: udp}]}", true,
+			[]string{"app health: guest http 127.0.0.1 8080 /healthz 200", nftOK, dnsmasqOK}},
+		{"database behind a gateway whose LAN is eth0", "network: {wan: eth1, lan: {interface: eth0}, nat: false, forward: false, allow: [{port: 22, from: lan}, {port: 5432, from: wan}]}\n  - database", true,
+			[]string{nftOK, dnsmasqOK, "postgresql port: guest tcp 127.0.0.1 5432", pgReady}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,20 +38,7 @@ func TestLiteralLooksLikeSecret(t *testing.T) {
 			"roles:\n  - app-host: {command: /bin/app, env: {URL: \"https://x\"}, secretEnv: {T: env:T}}\n", nil},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := writeFiles(t, map[string]string{"r.yaml": header + c.yaml})
-			r, err := LoadAndCheck(filepath.Join(dir, "r.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, w := range r.Warnings() {
-				got = append(got, strings.ReplaceAll(w.Error(), dir+"/", ""))
-			}
-			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-				t.Errorf("warnings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(c.want, "\n  "))
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { wantWarnings(t, header+c.yaml, c.want) })
 	}
 }
 
@@ -67,5 +54,48 @@ func TestSeedCarriesRecipeWarnings(t *testing.T) {
 		if len(s.Warnings) != 1 || !strings.HasSuffix(s.Warnings[0], `r.yaml:5:31: boot.files[0].content: "env:TOKEN" is written literally; to use the environment variable, write secret: env:TOKEN instead`) {
 			t.Errorf("%s seed warnings: %q", stage, s.Warnings)
 		}
+	}
+}
+
+// TestFirewallWarnings: the network role's firewall drops what allow does
+// not open on eth0, where kiln test's probes and SSH arrive. The recipe's own
+// host-side checks and kiln test's login then cannot work; kiln says so.
+func TestFirewallWarnings(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string // appended to header
+		want []string
+	}{
+		{"defaults", "roles: [network]\nchecks:\n  - tcp: {port: 22}\n", nil},
+		{"check on a closed port", "roles: [network]\nchecks:\n  - tcp: {port: 53}\n  - http: {port: 8080}\n  - command: {run: \"true\"}\n",
+			[]string{
+				`r.yaml:5:17: checks[0].tcp.port: the network role's firewall drops TCP port 53 on eth0, where kiln test probes from the host; open it (allow: [{port: 53, from: wan}]) or check inside the guest with a command check`,
+				`r.yaml:6:18: checks[1].http.port: the network role's firewall drops TCP port 8080 on eth0, where kiln test probes from the host; open it (allow: [{port: 8080, from: wan}]) or check inside the guest with a command check`,
+			}},
+		{"SSH closed on eth0", "roles:\n  - network: {allow: [{port: 22, from: lan}]}\n",
+			[]string{`r.yaml:4:22: roles[0].network.allow: TCP port 22 is not open on eth0, where kiln test logs in over SSH to wait for cloud-init and run command checks; add {port: 22, from: wan}`}},
+		{"SSH closed, LAN on eth0", "roles:\n  - network: {wan: eth1, lan: {interface: eth0}, allow: []}\n",
+			[]string{`r.yaml:4:57: roles[0].network.allow: TCP port 22 is not open on eth0, where kiln test logs in over SSH to wait for cloud-init and run command checks; add {port: 22, from: lan}`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { wantWarnings(t, header+c.yaml, c.want) })
+	}
+}
+
+// wantWarnings loads and checks a recipe, which must be valid, and compares
+// its warnings with want.
+func wantWarnings(t *testing.T, recipe string, want []string) {
+	t.Helper()
+	dir := writeFiles(t, map[string]string{"r.yaml": recipe})
+	r, err := LoadAndCheck(filepath.Join(dir, "r.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range r.Warnings() {
+		got = append(got, strings.ReplaceAll(w.Error(), dir+"/", ""))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
