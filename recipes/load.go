@@ -253,7 +253,8 @@ func parseYAML(path string, data []byte) (*yaml.Node, error) {
 		}
 		return nil, &Error{Pos: Pos{path, line, col}, Msg: "a recipe file holds one YAML document; remove the second ---"}
 	}
-	if len(doc.Content) == 0 {
+	// An empty document ("---" alone) has a null root, placed past the end.
+	if len(doc.Content) == 0 || (isNull(doc.Content[0]) && doc.Content[0].Value == "") {
 		return nil, &Error{Pos: Pos{path, 1, 1}, Msg: errEmpty}
 	}
 	root := doc.Content[0]
