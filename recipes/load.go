@@ -40,7 +40,7 @@ func Load(path string) (*Recipe, error) {
 // (the fuzz tests feed bytes without touching the disk).
 func load(path string, data []byte) (*Recipe, error) {
 	l := &loader{fileOf: map[*yaml.Node]string{}, data: data}
-	root, err := l.load(path, nil)
+	root, err := l.load(path, nil, nil)
 	if err != nil {
 		return nil, l.withAside(err)
 	}
@@ -116,8 +116,16 @@ type loader struct {
 }
 
 // load parses one file and, when it extends another, merges it over its
-// parent. stack holds the absolute paths being loaded, to catch cycles.
-func (l *loader) load(path string, stack []string) (*yaml.Node, error) {
+// parent. stack holds the absolute paths being loaded, to catch cycles; ref
+// is the extends entry that named the file (nil for the recipe itself),
+// where problems with the file as a whole are reported.
+func (l *loader) load(path string, stack []string, ref *yaml.Node) (*yaml.Node, error) {
+	at := func(msg string) *Error {
+		if ref == nil {
+			return &Error{Pos: Pos{File: path}, Msg: msg}
+		}
+		return &Error{Pos: Pos{l.fileOf[ref], ref.Line, ref.Column}, Path: "extends", Msg: msg}
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -128,18 +136,21 @@ func (l *loader) load(path string, stack []string) (*yaml.Node, error) {
 	for i, s := range stack {
 		if s == abs {
 			chain := append(append([]string{}, stack[i:]...), abs)
-			return nil, &Error{Pos: Pos{File: path}, Path: "extends",
-				Msg: "extends cycle: " + strings.Join(chain, " -> ")}
+			return nil, at("extends cycle: " + strings.Join(chain, " -> "))
 		}
 	}
 	if len(stack) >= maxExtendsDepth {
-		return nil, &Error{Pos: Pos{File: path}, Path: "extends", Msg: fmt.Sprintf("extends chain deeper than %d files", maxExtendsDepth)}
+		return nil, at(fmt.Sprintf("extends chain deeper than %d files", maxExtendsDepth))
 	}
 	data := l.data
 	l.data = nil
 	if data == nil || len(data) > MaxRecipeSize {
 		var err error
 		if data, err = readRecipeFile(path); err != nil {
+			var e *Error
+			if ref != nil && errors.As(err, &e) {
+				return nil, at(fmt.Sprintf("%q: %s", ref.Value, e.Msg))
+			}
 			return nil, err
 		}
 	}
@@ -167,7 +178,7 @@ func (l *loader) load(path string, stack []string) (*yaml.Node, error) {
 		return nil, &Error{Pos: Pos{path, parentVal.Line, parentVal.Column}, Path: "extends",
 			Msg: fmt.Sprintf("cannot read %q: %v", parentVal.Value, errors.Unwrap(err))}
 	}
-	parent, err := l.load(parentPath, append(stack, abs))
+	parent, err := l.load(parentPath, append(stack, abs), parentVal)
 	if err != nil {
 		return nil, err
 	}
