@@ -32,8 +32,11 @@ const (
 	// maxBlocks bounds the blocks tried one by one. A recipe has a dozen
 	// top-level keys; a file with many more is not one.
 	maxBlocks = 64
-	// maxProbeBytes bounds the text parsed while placing an error on a line.
+	// maxProbeBytes bounds the text parsed while placing errors on lines by
+	// trying every line of a block; past it, lines are tried only within
+	// probeWindow of the line yaml.v3 names.
 	maxProbeBytes = 32 << 20
+	probeWindow   = 3
 )
 
 const notChecked = "the rest of the recipe was not checked: fix the syntax error first"
@@ -314,17 +317,21 @@ func flowStart(text []byte) bool {
 // place finds the line of block b, the last of keep, that holds its syntax
 // error: the one line whose removal lets the recipe so far parse, tried from
 // the end (of two lines indented differently, the later one is usually the
-// one that strayed). Failing that, it is the line yaml.v3 named (ln, 1-based,
-// 0 for none), kept within the block.
+// one that strayed). A block too long to try every line is tried near the
+// line yaml.v3 named (ln, 1-based, 0 for none), which for some errors is the
+// line before. Failing all that, it is that line, kept within the block.
 func (d *doc) place(keep []bool, b block, ln int) int {
-	if (b.last-b.first+1)*len(d.data) <= maxProbeBytes-d.parsed {
-		for j := b.last; j >= b.first; j-- {
-			if !blank(d.data[d.lines[j].start:d.lines[j].end]) && d.try(keep, j) == nil {
-				return j
-			}
+	at := min(max(ln-1, b.first), b.last)
+	first, last := b.first, b.last
+	if (b.last-b.first+1)*len(d.data) > maxProbeBytes-d.parsed {
+		first, last = max(at-probeWindow, b.first), min(at+probeWindow, b.last)
+	}
+	for j := last; j >= first; j-- {
+		if !blank(d.line(j)) && d.try(keep, j) == nil {
+			return j
 		}
 	}
-	return min(max(ln-1, b.first), b.last)
+	return at
 }
 
 // col is the column of the first character of line i (0-based) that is not

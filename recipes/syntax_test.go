@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,4 +113,23 @@ func recipeErrors(t *testing.T, err error) []*Error {
 	}
 	t.Fatalf("want recipe errors, got %T: %v", err, err)
 	return nil
+}
+
+// TestSyntaxErrorInLongBlock: in a block too long to try every line, the
+// error is still placed on its line, found near the one yaml.v3 names.
+func TestSyntaxErrorInLongBlock(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(header + "bake:\n  files:\n")
+	for i := 0; b.Len() < 200<<10; i++ {
+		fmt.Fprintf(&b, "    - {path: /etc/f%d, content: x}\n", i)
+	}
+	lines := strings.Count(b.String(), "\n")
+	b.WriteString("  packages: [oops\ndisk: {format: vmdk}\n")
+	dir := writeFiles(t, map[string]string{"r.yaml": b.String()})
+	_, err := Load(filepath.Join(dir, "r.yaml"))
+	errs := recipeErrors(t, err)
+	want := fmt.Sprintf("r.yaml:%d:3: YAML syntax: did not find expected ',' or ']'; bake (lines 3-%d)", lines+1, lines+1)
+	if len(errs) != 2 || !strings.HasPrefix(strings.ReplaceAll(errs[0].Error(), dir+"/", ""), want) {
+		t.Fatalf("want %s..., got\n%v", want, err)
+	}
 }
