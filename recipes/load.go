@@ -31,7 +31,10 @@ type source struct {
 
 // Load reads a recipe file and everything it extends, and decodes it
 // strictly. It does not fill defaults or validate values: call Default and
-// Validate (or LoadAndCheck, which does all three).
+// Validate (or LoadAndCheck, which does all three). The exception is a
+// recipe with YAML syntax errors: Load fails, and its ErrorList holds the
+// syntax errors and every problem of the rest of the recipe, defaults and
+// validation included, so one run reports them all.
 func Load(path string) (*Recipe, error) {
 	return load(path, nil)
 }

@@ -25,8 +25,9 @@ import (
 // Its syntax error is placed at the line whose removal alone lets the block
 // parse, when there is one. The rest is decoded and validated as usual, and
 // problems under a key that was set aside are dropped: that part was not read.
-// When nothing usable is left, or extends was set aside (without the parent
-// every check would mislead), the error says the rest was not checked.
+// When nothing usable is left, the recipe is written as one flow collection
+// (no top-level lines to cut at), or extends was set aside (without the
+// parent every check would mislead), the error says the rest was not checked.
 
 const (
 	// maxBlocks bounds the blocks tried one by one. A recipe has a dozen
