@@ -24,6 +24,13 @@ func Compile(r *Recipe) (*Plan, error) {
 			fail(role.path, "%v", err)
 		}
 	}
+	for _, role := range r.Roles {
+		if g, ok := role.Params.(*Gateway); ok {
+			for i := range p.Checks { // the roles' checks, before the recipe's own
+				p.Checks[i] = g.probeFrom(p.Checks[i])
+			}
+		}
+	}
 	b := &r.Bake
 	for i, pkg := range b.Packages {
 		p.addOrigin(pkg, fmt.Sprintf("bake.packages[%d]", i))

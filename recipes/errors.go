@@ -60,6 +60,12 @@ func (l ErrorList) Err() error {
 	if len(l) == 0 {
 		return nil
 	}
+	return sortByPos(l)
+}
+
+// sortByPos sorts problems in file order, keeping the order of those at one
+// place.
+func sortByPos(l ErrorList) ErrorList {
 	sort.SliceStable(l, func(i, j int) bool {
 		a, b := l[i].Pos, l[j].Pos
 		if a.File != b.File {

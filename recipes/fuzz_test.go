@@ -1,6 +1,7 @@
 package recipes
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,7 +9,8 @@ import (
 )
 
 // FuzzLoad: no input makes the loader panic, and every failure is a recipe
-// error that names the file (and, past parsing, a line).
+// error placed at a line and column: within the input when it names the
+// fuzzed file, and at least 1:1 wherever it points.
 func FuzzLoad(f *testing.F) {
 	seeds, _ := filepath.Glob("../examples/*.yaml")
 	for _, s := range seeds {
@@ -17,7 +19,13 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	for _, s := range []string{header, header + "roles: [database]\n", header + "bake: {packages: [a, &x b, *x]}\n",
-		"a: &a [*a]\n", header + "extends: r.yaml\n", "\xff\xfe", header + "disk: {size: 99999999999999999999GiB}\n"} {
+		"a: &a [*a]\n", header + "extends: r.yaml\n", "\xff\xfe", header + "disk: {size: 99999999999999999999GiB}\n",
+		"", "# nothing but a comment\n",
+		// syntax errors, which the loader recovers from
+		header + "bake:\n  packages: [htop\n  files: []\ndisk: {format: vmdk}\n", "apiVersion kiln/v1\nname: web\n",
+		header + "bake:\n\tpackages: [x]\nboot: {timezone: mars}\n", "apiVersion: 'kiln/v1\r\nname: web\r\n",
+		header + "bake:\n  packages: &pk [htop\nboot:\n  commands: *pk\n", header + "extends: \"p.yaml\nroles: [database]\n",
+		"{apiVersion: kiln/v1,\nname: x\n", header + "---\nname: [\n", header + "roles:\n  - app-host:\n      port: 80\n     command: x\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -31,7 +39,7 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 		if err != nil {
-			checkRecipeError(t, err, p)
+			checkRecipeError(t, err, p, data)
 			return
 		}
 		if _, err := plan.Seed(Instance{}, StageFull, PlaceholderResolver()); err != nil {
@@ -52,22 +60,33 @@ func FuzzLoad(f *testing.F) {
 // references resolve against an empty directory.
 var fuzzDir = os.TempDir() + "/kiln-fuzz-nonexistent"
 
-func checkRecipeError(t *testing.T, err error, file string) {
+// checkRecipeError fails unless err is made of recipe errors, each with a
+// message and a position: a file, a line and a column of at least 1, and,
+// in the fuzzed file, a line the input has.
+func checkRecipeError(t *testing.T, err error, file string, data []byte) {
 	t.Helper()
 	var el ErrorList
 	var re *Error
 	switch {
 	case errors.As(err, &el):
-		for _, e := range el {
-			if e.Pos.File == "" || e.Msg == "" {
-				t.Fatalf("error without position or message: %q", e.Error())
-			}
-		}
 	case errors.As(err, &re):
-		if re.Pos.File == "" || re.Msg == "" {
-			t.Fatalf("error without position or message: %q", re.Error())
-		}
+		el = ErrorList{re}
 	default:
 		t.Fatalf("not a recipe error (%T): %v", err, err)
+	}
+	// YAML breaks lines at \n, \r\n, \r, NEL, LS and PS.
+	lines := 1 - bytes.Count(data, []byte("\r\n"))
+	for _, brk := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		lines += bytes.Count(data, []byte(brk))
+	}
+	for _, e := range el {
+		switch {
+		case e.Msg == "":
+			t.Fatalf("error without a message: %q", e.Error())
+		case e.Pos.File == "" || e.Pos.Line < 1 || e.Pos.Col < 1:
+			t.Fatalf("error without a file, line and column: %q (%+v)", e.Error(), e.Pos)
+		case e.Pos.File == file && e.Pos.Line > lines:
+			t.Fatalf("error at line %d of a %d-line input: %q", e.Pos.Line, lines, e.Error())
+		}
 	}
 }

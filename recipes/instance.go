@@ -68,7 +68,8 @@ type Seed struct {
 	// HoldsSecrets is true when any secret was resolved into the user-data;
 	// whoever writes the seed must make it readable by its owner only.
 	HoldsSecrets bool
-	// Warnings are things that work but deserve a look, like keys the
+	// Warnings are things that work but deserve a look: the recipe's own
+	// (Recipe.Warnings, as file:line:col: path: message), then keys the
 	// guest's cloud-init would ignore.
 	Warnings []string
 }
@@ -94,6 +95,9 @@ func (p *Plan) Seed(inst Instance, stage Stage, resolve Resolver) (*Seed, error)
 	s := &Seed{InstanceID: "i-" + hex.EncodeToString(sum[:8]), Hostname: host}
 	if inst.ID != "" {
 		s.InstanceID = inst.ID
+	}
+	for _, w := range p.Recipe.warnings {
+		s.Warnings = append(s.Warnings, w.Error())
 	}
 
 	cfg := &cloudinit.Config{}

@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type AppHost struct {
 	Deliver    string            `yaml:"deliver" doc:"where script/source travel: image (baked) or seed (per instance)"`
 	Packages   []string          `yaml:"packages" doc:"packages the app needs at run time (e.g. python3)"`
 	Port       int               `yaml:"port" doc:"port the app listens on; passed to it as $PORT"`
+	Bind       string            `yaml:"bind" doc:"address the app is told to listen on, as $HOST; unset means every address; on loopback the app serves only the VM and its check runs inside the guest"`
 	HealthPath string            `yaml:"healthPath" doc:"HTTP path that answers 200 when the app is healthy"`
 	Env        map[string]string `yaml:"env" doc:"environment variables (not secret), baked into /etc/<name>/app.env"`
 	SecretEnv  map[string]Secret `yaml:"secretEnv" doc:"environment from secrets (env:NAME, file:PATH), written by the seed to /etc/<name>/secret.env, mode 0600"`
@@ -63,15 +65,23 @@ func (a *AppHost) validate(v *validator) {
 	if a.Source != "" {
 		v.localPath("source", a.Source, false)
 	}
+	if kind, target, ok := literalRef(a.Script); ok && kind == "file" {
+		v.warnf("script", "%q is installed literally as the program; to install the file, write source: %s instead of script", a.Script, target)
+	}
 	if a.Deliver != "image" && a.Deliver != "seed" {
 		v.errorf("deliver", "unknown value %q (want image or seed)", a.Deliver)
 	}
 	v.packages("packages", a.Packages)
 	v.port("port", a.Port)
+	if a.Bind != "" {
+		if _, err := netip.ParseAddr(a.Bind); err != nil {
+			v.errorf("bind", "invalid address %q (want an IP address such as 127.0.0.1, or leave bind out for every address)", a.Bind)
+		}
+	}
 	if len(a.HealthPath) == 0 || a.HealthPath[0] != '/' {
 		v.errorf("healthPath", "path %q must start with /", a.HealthPath)
 	}
-	v.environment("env", a.Env, "secretEnv", a.SecretEnv)
+	v.environment("env", a.Env, "/etc/"+a.Name+"/app.env", "secretEnv", a.SecretEnv)
 	if a.WorkingDir != "" {
 		v.guestPath("workingDir", a.WorkingDir)
 	}
@@ -129,7 +139,7 @@ func (a *AppHost) contribute(c *contribution) error {
 	}
 	unit, err := render("app-host.service", map[string]any{
 		"Name": a.Name, "User": user, "WorkingDir": workdir, "StateDir": stateDir(workdir),
-		"Port": a.Port, "Command": cmd, "Restart": a.Restart, "RestartSec": a.RestartSec,
+		"Port": a.Port, "Host": a.Bind, "Command": cmd, "Restart": a.Restart, "RestartSec": a.RestartSec,
 		"LowPort": a.Port < 1024, "MemoryMax": memoryMax(a.MemoryMax), "CPUQuota": a.CPUQuota, "TasksMax": a.TasksMax,
 	})
 	if err != nil {
@@ -140,7 +150,7 @@ func (a *AppHost) contribute(c *contribution) error {
 		// Outside /var/lib systemd will not create it: tmpfiles.d does, at boot.
 		c.file("/etc/tmpfiles.d/"+a.Name+".conf", 0o644, fmt.Sprintf("d %s 0750 %s %s -\n", workdir, user, user))
 	}
-	c.check(Check{Name: a.Name + " health", HTTP: &HTTPCheck{Port: a.Port, Path: a.HealthPath, Status: 200}})
+	c.check(httpCheck(a.Name+" health", a.Bind, true, a.Port, a.HealthPath, 200))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -242,9 +243,38 @@ func (d *Database) contribute(c *contribution) error {
 	c.bootFile(BootFile{Path: "/etc/kiln/database/setup.sql", Mode: 0o600, Owner: "root:root",
 		Render: func(resolve Resolver) ([]byte, error) { return setupSQL(users, dbs, resolve) }})
 	c.bootCommand(Command{Argv: []string{"/usr/local/lib/kiln/database-setup"}})
-	c.check(Check{Name: "postgresql port", TCP: &TCPCheck{Port: d.Port}})
-	c.check(Check{Name: "postgresql ready", Command: &CommandCheck{Run: Command{Argv: []string{"pg_isready", "-q", "-h", "127.0.0.1", "-p", fmt.Sprint(d.Port)}}}})
+	for _, ch := range d.checks() {
+		c.check(ch)
+	}
 	return nil
+}
+
+// checks follow listen: a server on every address is probed from the host
+// and, with pg_isready, on loopback; one on particular addresses only inside
+// the guest, with pg_isready at each of them.
+func (d *Database) checks() []Check {
+	ready := func(name, addr string) Check {
+		return Check{Name: name, Command: &CommandCheck{Run: Command{Argv: []string{"pg_isready", "-q", "-h", localAddr(addr), "-p", fmt.Sprint(d.Port)}}}}
+	}
+	for _, a := range d.Listen {
+		if listensEverywhere(a, false) {
+			return []Check{{Name: "postgresql port", TCP: &TCPCheck{Port: d.Port}}, ready("postgresql ready", a)}
+		}
+	}
+	var addrs []string
+	for _, a := range d.Listen {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 1 {
+		return []Check{ready("postgresql ready", addrs[0])}
+	}
+	var out []Check
+	for _, a := range addrs {
+		out = append(out, ready("postgresql ready on "+a, a))
+	}
+	return out
 }
 
 // setupSQL creates roles and databases idempotently. Passwords are turned

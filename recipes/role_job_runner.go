@@ -38,7 +38,10 @@ func (j *JobRunner) validate(v *validator) {
 		v.errorf("timeout", "timeout must be positive")
 	}
 	v.packages("packages", j.Packages)
-	v.environment("env", j.Env, "secretEnv", j.SecretEnv)
+	v.environment("env", j.Env, "/etc/kiln/job/job.env", "secretEnv", j.SecretEnv)
+	if kind, target, ok := literalRef(j.Script); ok && kind == "file" {
+		v.warnf("script", "%q is installed literally as the program; to install the file, copy it with bake.files (source: %s) and set command to its path", j.Script, target)
+	}
 }
 
 func (j *JobRunner) contribute(c *contribution) error {

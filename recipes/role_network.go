@@ -61,6 +61,7 @@ type FirewallRule struct {
 var ifaceRE = lazyRE(`^[a-zA-Z0-9_.-]{1,15}$`)
 
 func (g *Gateway) validate(v *validator) {
+	g.warnProbes(v)
 	if !ifaceRE.MatchString(g.WAN) {
 		v.errorf("wan", "invalid interface name %q", g.WAN)
 	}
@@ -120,6 +121,71 @@ func (g *Gateway) validate(v *validator) {
 	}
 }
 
+// probeIface is where the host's probes arrive: kiln test forwards its ports,
+// SSH included, to the VM's first interface, which kiln images name eth0.
+const probeIface = "eth0"
+
+// admits reports whether the firewall lets a TCP connection to port in
+// through iface.
+func (g *Gateway) admits(iface string, port int) bool {
+	for _, r := range g.Allow {
+		from := map[string]string{"lan": g.LAN.Interface, "wan": g.WAN}[r.From] // "" for any
+		if r.Port == port && or(r.Proto, "tcp") == "tcp" && (from == "" || from == iface) {
+			return true
+		}
+	}
+	return false
+}
+
+// side names the allow source for iface: wan, lan or any.
+func (g *Gateway) side(iface string) string {
+	switch iface {
+	case g.WAN:
+		return "wan"
+	case g.LAN.Interface:
+		return "lan"
+	}
+	return "any"
+}
+
+// probeFrom keeps a host-side check that the firewall would drop inside the
+// guest, where loopback is always allowed.
+func (g *Gateway) probeFrom(c Check) Check {
+	switch {
+	case c.HTTP != nil && !g.admits(probeIface, c.HTTP.Port):
+		return guestHTTPCheck(c.Name, "", c.HTTP.Port, c.HTTP.Path, c.HTTP.Status)
+	case c.TCP != nil && !g.admits(probeIface, c.TCP.Port):
+		return guestTCPCheck(c.Name, "", c.TCP.Port)
+	}
+	return c
+}
+
+// warnProbes warns when the firewall keeps kiln test out: the recipe's own
+// host-side checks on ports it drops, and SSH, which kiln test logs in with.
+// (Role checks move inside the guest on their own; see probeFrom.)
+func (g *Gateway) warnProbes(v *validator) {
+	if !g.admits(probeIface, 22) {
+		v.warnf("allow", "TCP port 22 is not open on %s, where kiln test logs in over SSH to wait for cloud-init and run command checks; add {port: 22, from: %s}",
+			probeIface, g.side(probeIface))
+	}
+	root := v.sub("")
+	for i, c := range v.r.Checks {
+		p, port := fmt.Sprintf("checks[%d].http.port", i), 0
+		switch {
+		case c.HTTP != nil:
+			port = c.HTTP.Port
+		case c.TCP != nil:
+			p, port = fmt.Sprintf("checks[%d].tcp.port", i), c.TCP.Port
+		default:
+			continue
+		}
+		if !g.admits(probeIface, port) {
+			root.warnf(p, "the network role's firewall drops TCP port %d on %s, where kiln test probes from the host; open it (allow: [{port: %d, from: %s}]) "+
+				"or check inside the guest with a command check", port, probeIface, port, g.side(probeIface))
+		}
+	}
+}
+
 // orAddr keeps validation going on addresses already reported as bad.
 func orAddr(a string) string {
 	if _, err := netip.ParseAddr(a); err != nil {
@@ -174,6 +240,9 @@ func (g *Gateway) contribute(c *contribution) error {
 	c.check(Check{Name: "dnsmasq running", Command: &CommandCheck{Run: Command{Argv: []string{"systemctl", "is-active", "dnsmasq"}}}})
 	if g.Forward {
 		c.check(Check{Name: "forwarding on", Command: &CommandCheck{Run: Command{Argv: []string{"sysctl", "-n", "net.ipv4.ip_forward"}}, Contains: "1"}})
+	}
+	if g.NAT {
+		c.check(Check{Name: "nat on", Command: &CommandCheck{Run: Command{Argv: []string{"nft", "list", "table", "ip", "kiln_nat"}}}})
 	}
 	return nil
 }

@@ -140,12 +140,12 @@ func (p *Proxy) contribute(c *contribution) error {
 			timeout = max(timeout, f.Timeout.D())
 		}
 		fes = append(fes, x)
-		c.check(Check{Name: "proxy " + x.Name + " listening", TCP: &TCPCheck{Port: f.Listen}})
+		c.check(tcpCheck("proxy "+x.Name+" listening", f.Bind, true, f.Listen))
 	}
 	var stats any
 	if s := p.Stats; s != nil {
 		stats = map[string]any{"Port": s.Port, "Path": s.Path, "Bind": or(s.Bind, "*")}
-		c.check(Check{Name: "proxy stats", HTTP: &HTTPCheck{Port: s.Port, Path: "/healthz", Status: 200}})
+		c.check(httpCheck("proxy stats", s.Bind, true, s.Port, "/healthz", 200))
 	}
 	cfg, err := render("haproxy.cfg", map[string]any{
 		"Frontends": fes, "Stats": stats, "MaxConn": p.MaxConn,

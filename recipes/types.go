@@ -19,7 +19,8 @@ type Recipe struct {
 	Checks      []Check `yaml:"checks" doc:"probes kiln test and deploy health checks run"`
 	Disk        Disk    `yaml:"disk" doc:"size, format and firmware of the image"`
 
-	source *source // where it was loaded from; positions of every field
+	source   *source   // where it was loaded from; positions of every field
+	warnings ErrorList // found by the last Validate
 }
 
 // Bake is what goes into the image itself. It may not hold secrets.

@@ -14,9 +14,18 @@ type validator struct {
 	r      *Recipe
 	prefix string // roles validate with paths relative to their entry
 	errs   *ErrorList
+	warns  *ErrorList // things that work but deserve a look
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
+	*v.errs = append(*v.errs, v.problem(path, format, args...))
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	*v.warns = append(*v.warns, v.problem(path, format, args...))
+}
+
+func (v *validator) problem(path, format string, args ...any) *Error {
 	full := path
 	if v.prefix != "" {
 		full = v.prefix + "." + path
@@ -24,12 +33,12 @@ func (v *validator) errorf(path, format string, args ...any) {
 			full = v.prefix + path
 		}
 	}
-	*v.errs = append(*v.errs, &Error{Pos: v.r.pos(full), Path: full, Msg: fmt.Sprintf(format, args...)})
+	return &Error{Pos: v.r.pos(full), Path: full, Msg: fmt.Sprintf(format, args...)}
 }
 
 // sub returns a validator whose paths are relative to prefix.
 func (v *validator) sub(prefix string) *validator {
-	return &validator{r: v.r, prefix: prefix, errs: v.errs}
+	return &validator{r: v.r, prefix: prefix, errs: v.errs, warns: v.warns}
 }
 
 // pos returns where a field path was written, or its nearest written parent.
@@ -49,6 +58,12 @@ func (r *Recipe) pos(p string) Pos {
 	}
 	return Pos{File: r.source.file, Line: 1, Col: 1}
 }
+
+// Warnings are what the last Validate found that works but deserves a look,
+// such as a literal value written exactly like a secret reference. They are
+// placed like errors (file:line:col: path: message), in file order. Every
+// Seed rendered from the recipe carries them too, as text.
+func (r *Recipe) Warnings() []*Error { return append([]*Error(nil), r.warnings...) }
 
 // Position returns where a field path of the recipe was written.
 func (r *Recipe) Position(path string) Pos { return r.pos(path) }
@@ -91,9 +106,11 @@ var (
 )
 
 // Validate checks a defaulted recipe and returns every problem as an
-// ErrorList, or nil.
+// ErrorList, or nil. What works but deserves a look it keeps as the
+// recipe's Warnings.
 func Validate(r *Recipe) error {
-	v := &validator{r: r, errs: &ErrorList{}}
+	v := &validator{r: r, errs: &ErrorList{}, warns: &ErrorList{}}
+	defer func() { r.warnings = sortByPos(*v.warns) }()
 	if r.APIVersion == "" {
 		v.errorf("apiVersion", "missing required field apiVersion (add apiVersion: %s)", APIVersion)
 	} else if r.APIVersion != APIVersion {
@@ -145,6 +162,10 @@ func (v *validator) bake(b *Bake) {
 		if !unitRE.MatchString(u.Name) {
 			v.errorf(p+".name", "invalid unit name %q (want a name like myapp.service or backup.timer)", u.Name)
 		}
+		if kind, target, ok := literalRef(u.Content); ok && kind == "file" {
+			v.warnf(p+".content", "%q is written literally as the unit file; to install the file, copy it with bake.files (path: /etc/systemd/system/%s, source: %s) "+
+				"and list the unit here without content", u.Content, u.Name, target)
+		}
 	}
 	v.commands("bake.commands", b.Commands)
 }
@@ -176,6 +197,7 @@ func (v *validator) files(p string, files []File, boot bool) {
 		n := 0
 		if f.Content != nil {
 			n++
+			v.literalContent(fp+".content", *f.Content, boot)
 		}
 		if f.Source != "" {
 			n++
@@ -357,11 +379,15 @@ func (v *validator) packages(p string, pkgs []string) {
 	}
 }
 
-// environment checks plain variables and secret ones (env:/file: references).
-func (v *validator) environment(envPath string, env map[string]string, secretPath string, secrets map[string]Secret) {
-	for k := range env {
+// environment checks plain variables, written to envFile, and secret ones
+// (env:/file: references).
+func (v *validator) environment(envPath string, env map[string]string, envFile, secretPath string, secrets map[string]Secret) {
+	for k, val := range env {
 		if !envNameRE.MatchString(k) {
 			v.errorf(envPath+"."+k, "invalid environment variable name %q", k)
+		}
+		if _, _, ok := literalRef(val); ok {
+			v.warnf(envPath+"."+k, "%q is written literally into %s; to pass the value it refers to, move it to %s: {%s: %s}", val, envFile, secretPath, k, val)
 		}
 	}
 	for k, s := range secrets {
@@ -415,6 +441,42 @@ func (v *validator) localPath(p, ref string, allowAbs bool) {
 	if c := filepath.Clean(ref); c == ".." || strings.HasPrefix(c, "../") {
 		v.errorf(p, "%q leaves the recipe's directory; keep referenced files beside the recipe", ref)
 	}
+}
+
+// literalRef returns the kind and target of a literal value written exactly
+// like a secret reference (env:NAME or file:PATH). kiln writes literal
+// values as they are, which is rarely what such a value meant.
+func literalRef(s string) (kind, target string, ok bool) {
+	kind, target, ok = Secret(s).Ref()
+	if !ok || strings.ContainsAny(target, " \t\r\n") || (kind == "env" && !envNameRE.MatchString(target)) {
+		return "", "", false
+	}
+	return kind, target, true
+}
+
+// literalContent warns about file content that looks like a reference, and
+// names the field that would resolve it.
+func (v *validator) literalContent(p, content string, boot bool) {
+	kind, target, ok := literalRef(content)
+	if !ok {
+		return
+	}
+	var fix string
+	switch {
+	case kind == "env" && boot:
+		fix = fmt.Sprintf("to use the environment variable, write secret: %s instead", content)
+	case kind == "env":
+		fix = fmt.Sprintf("to use the environment variable, write secret: %s (boot.files only)", content)
+	case filepath.IsAbs(target) && boot:
+		fix = fmt.Sprintf("to read the file when the seed is written, write secret: %s instead", content)
+	case filepath.IsAbs(target):
+		fix = fmt.Sprintf("to read the file when seeds are written, move this entry to boot.files as secret: %s", content)
+	case boot:
+		fix = fmt.Sprintf("to copy the file, write source: %s, or secret: %s for a secret", target, content)
+	default:
+		fix = fmt.Sprintf("to copy the file, write source: %s (a secret goes under boot.files as secret: %s)", target, content)
+	}
+	v.warnf(p, "%q is written literally; %s", content, fix)
 }
 
 // secretRef checks an env:NAME or file:PATH reference. Files may be absolute
