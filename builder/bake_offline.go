@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -147,10 +147,10 @@ func (o *offlineBake) files(files []recipes.PlanFile) error {
 }
 
 var (
-	aptUnknownRE  = regexp.MustCompile(`E: Unable to locate package (\S+)`)
-	aptNoCandRE   = regexp.MustCompile(`E: (?:Package|Version) '([^']+)' has no installation candidate`)
-	aptNotFoundRE = regexp.MustCompile(`E: Version '([^']+)' for '([^']+)' was not found`)
-	aptProgressRE = regexp.MustCompile(`^(Get:\d+|Unpacking|Setting up) (\S+)`)
+	aptUnknownRE  = lazyre.New(`E: Unable to locate package (\S+)`)
+	aptNoCandRE   = lazyre.New(`E: (?:Package|Version) '([^']+)' has no installation candidate`)
+	aptNotFoundRE = lazyre.New(`E: Version '([^']+)' for '([^']+)' was not found`)
+	aptProgressRE = lazyre.New(`^(Get:\d+|Unpacking|Setting up) (\S+)`)
 )
 
 // packages installs the plan's packages. A dry run comes first, so an
@@ -209,7 +209,7 @@ func (o *offlineBake) packages(ctx context.Context) error {
 
 func unknownPackages(out string) []string {
 	set := map[string]bool{}
-	for _, re := range []*regexp.Regexp{aptUnknownRE, aptNoCandRE} {
+	for _, re := range []*lazyre.Regexp{aptUnknownRE, aptNoCandRE} {
 		for _, m := range re.FindAllStringSubmatch(out, -1) {
 			set[m[1]] = true
 		}

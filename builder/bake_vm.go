@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln/disk"
 	diskimage "github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/digest"
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/manifest"
@@ -180,8 +180,8 @@ if [ -e /var/lib/man-db/auto-update ]; then mv /var/lib/man-db/auto-update /var/
 `
 
 var (
-	bakeResultRE = regexp.MustCompile(`KILN-BAKE-RESULT (\{.*\})`)
-	consoleNote  = regexp.MustCompile(`Cloud-init v\. \S+ (running '[^']+'|finished)|Setting up \S+|KILN-BAKE-|Failed to start|rror`)
+	bakeResultRE = lazyre.New(`KILN-BAKE-RESULT (\{.*\})`)
+	consoleNote  = lazyre.New(`Cloud-init v\. \S+ (running '[^']+'|finished)|Setting up \S+|KILN-BAKE-|Failed to start|rror`)
 )
 
 // bakeVerdict reads the outcome of a VM bake from the console: cloud-init's

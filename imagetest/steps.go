@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/guestssh"
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/internal/probe"
 	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
@@ -132,7 +132,7 @@ func (r *run) bootErr(ctx context.Context, err error) error {
 	return err
 }
 
-var jobResultRE = regexp.MustCompile(`KILN-JOB-RESULT ok=(\S+) result=(\S*) exit-code=(\S*) exit-status=(\S*)`)
+var jobResultRE = lazyre.New(`KILN-JOB-RESULT ok=(\S+) result=(\S*) exit-code=(\S*) exit-status=(\S*)`)
 
 // stepJob tests an instance whose job powers it off: it must run
 // cloud-init to the end, run the job, report the result on the console,

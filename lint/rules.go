@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 // FS is a root filesystem to lint: paths are relative to / ("etc/hosts").
@@ -124,7 +125,7 @@ func matches(fsys FS, patterns []string) []string {
 	return out
 }
 
-var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var hexID = lazyre.New(`^[0-9a-f]{32}$`)
 
 func checkMachineID(fsys FS) []Violation {
 	b, err := fs.ReadFile(fsys, "etc/machine-id")
@@ -174,7 +175,7 @@ func checkResolvConf(fsys FS) []Violation {
 	return nil
 }
 
-var datasourceRE = regexp.MustCompile(`(?m)^\s*datasource_list\s*:\s*\[?\s*([^\]\n]*)`)
+var datasourceRE = lazyre.New(`(?m)^\s*datasource_list\s*:\s*\[?\s*([^\]\n]*)`)
 
 func checkDatasourceList(fsys FS) []Violation {
 	if _, err := fs.Stat(fsys, "etc/cloud/cloud.cfg"); err != nil {
@@ -188,7 +189,7 @@ func checkDatasourceList(fsys FS) []Violation {
 		if err != nil {
 			continue
 		}
-		if m := datasourceRE.FindSubmatch(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))); m != nil {
+		if m := datasourceRE.RE().FindSubmatch(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))); m != nil {
 			list, from = strings.TrimSpace(string(m[1])), f
 		}
 	}

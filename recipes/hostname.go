@@ -5,9 +5,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
-var hostnameRE = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var hostnameRE = lazyre.New(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ExpandHostname fills a hostname pattern: {recipe} is the recipe name,
 // {instance} the instance name, {index} its number. The result must be a

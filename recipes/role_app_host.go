@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 func init() {
@@ -41,7 +43,7 @@ type AppHost struct {
 	TasksMax   int               `yaml:"tasksMax" doc:"limit on processes and threads"`
 }
 
-var cpuQuotaRE = lazyRE(`^[1-9][0-9]*%$`)
+var cpuQuotaRE = lazyre.New(`^[1-9][0-9]*%$`)
 
 func (a *AppHost) validate(v *validator) {
 	if !userRE.MatchString(a.Name) {

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 func init() {
@@ -73,10 +75,10 @@ type DumpParams struct {
 }
 
 var (
-	pgIdentRE  = lazyRE(`^[a-z_][a-z0-9_]{0,62}$`)
-	scramRE    = lazyRE(`^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`)
-	pgSettingR = lazyRE(`^[a-z_][a-z0-9_.]*$`)
-	deviceRE   = lazyRE(`^/dev/[a-z0-9/_-]+$`)
+	pgIdentRE  = lazyre.New(`^[a-z_][a-z0-9_]{0,62}$`)
+	scramRE    = lazyre.New(`^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`)
+	pgSettingR = lazyre.New(`^[a-z_][a-z0-9_.]*$`)
+	deviceRE   = lazyre.New(`^/dev/[a-z0-9/_-]+$`)
 )
 
 func (d *Database) validate(v *validator) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 func init() {
@@ -58,7 +60,7 @@ type FirewallRule struct {
 	From  string `yaml:"from" doc:"lan, wan or any (default)"`
 }
 
-var ifaceRE = lazyRE(`^[a-zA-Z0-9_.-]{1,15}$`)
+var ifaceRE = lazyre.New(`^[a-zA-Z0-9_.-]{1,15}$`)
 
 func (g *Gateway) validate(v *validator) {
 	g.warnProbes(v)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 // Schedules are written in cron syntax ("*/5 * * * *", "@daily") or in
@@ -48,7 +50,7 @@ func OnCalendar(schedule string) ([]string, error) {
 	return []string{s}, nil
 }
 
-var cronFieldRE = lazyRE(`^[0-9A-Za-z*/,-]+$`)
+var cronFieldRE = lazyre.New(`^[0-9A-Za-z*/,-]+$`)
 
 // looksLikeCron: five fields of cron characters, and no systemd markers.
 func looksLikeCron(f []string) bool {
@@ -205,11 +207,11 @@ func days(vals []int) string {
 
 // Systemd calendar syntax: [weekdays] [[year-]month-day] [hour:minute[:second]] [timezone].
 var (
-	calWeekdayRE = lazyRE(`^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)(,(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?))*$`)
+	calWeekdayRE = lazyre.New(`^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)(,(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\.\.(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?))*$`)
 	calComponent = `(\*|[0-9]+(\.\.[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(\.\.[0-9]+)?)(/[0-9]+)?)*`
-	calDateRE    = lazyRE(`^(` + calComponent + `-)?` + calComponent + `(-|~)` + calComponent + `$`)
-	calTimeRE    = lazyRE(`^` + calComponent + `:` + calComponent + `(:` + calComponent + `(\.[0-9]+)?)?$`)
-	calZoneRE    = lazyRE(`^(UTC|[A-Z][A-Za-z_]+/[A-Za-z_/+-]+)$`)
+	calDateRE    = lazyre.New(`^(` + calComponent + `-)?` + calComponent + `(-|~)` + calComponent + `$`)
+	calTimeRE    = lazyre.New(`^` + calComponent + `:` + calComponent + `(:` + calComponent + `(\.[0-9]+)?)?$`)
+	calZoneRE    = lazyre.New(`^(UTC|[A-Z][A-Za-z_]+/[A-Za-z_/+-]+)$`)
 )
 
 func checkCalendar(s string) error {

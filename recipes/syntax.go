@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"gopkg.in/yaml.v3"
 )
 
@@ -69,7 +69,7 @@ func (a *aside) drop(e *Error, written func(path string) bool) bool {
 		return false
 	}
 	for _, ln := range bytes.Split(a.text, []byte("\n")) {
-		if m := topKeyRE.FindSubmatch(bytes.TrimLeft(ln, " \t-")); m != nil && keyOf(m) == e.Path {
+		if m := topKeyRE.RE().FindSubmatch(bytes.TrimLeft(ln, " \t-")); m != nil && keyOf(m) == e.Path {
 			return true
 		}
 	}
@@ -119,7 +119,7 @@ type block struct {
 
 // topKeyRE matches a line that starts a top-level mapping entry: a plain or
 // quoted key at column 1, then a colon and a space or the end of the line.
-var topKeyRE = regexp.MustCompile(`^(?:"([^"\\]*)"|'([^']*)'|([^\s#\-?:,\[\]{}&*!|>'"%@` + "`" + `][^#]*?|[-?:][^\s#][^#]*?))[ \t]*:(?:[ \t\r]|$)`)
+var topKeyRE = lazyre.New(`^(?:"([^"\\]*)"|'([^']*)'|([^\s#\-?:,\[\]{}&*!|>'"%@` + "`" + `][^#]*?|[-?:][^\s#][^#]*?))[ \t]*:(?:[ \t\r]|$)`)
 
 // blank reports whether a line holds nothing but spaces or a comment.
 func blank(text []byte) bool {
@@ -136,7 +136,7 @@ func splitBlocks(data []byte, lines []line) []block {
 		if blank(text) {
 			continue
 		}
-		m := topKeyRE.FindSubmatch(text)
+		m := topKeyRE.RE().FindSubmatch(text)
 		if len(blocks) == 0 || m != nil {
 			key := firstWord(text)
 			if m != nil {
@@ -369,7 +369,7 @@ func tabIndented(text []byte) bool {
 	return bytes.IndexByte(text[:indent], '\t') >= 0
 }
 
-var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+var unknownAnchorRE = lazyre.New(`^unknown anchor '(.*)' referenced$`)
 
 func unknownAnchor(msg string) string {
 	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {

@@ -6,6 +6,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/kiln-project/kiln/internal/lazyre"
 )
 
 // validator collects every problem in a recipe, each placed at the line of
@@ -93,16 +95,16 @@ func (r *Recipe) Files() []string {
 }
 
 var (
-	nameRE     = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	userRE     = lazyRE(`^[a-z_][a-z0-9_-]{0,31}$`)
-	packageRE  = lazyRE(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$`)
-	unitRE     = lazyRE(`^[A-Za-z0-9:_.@-]+\.(service|timer|socket|path|mount|automount|target|slice)$`)
-	envNameRE  = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	cryptRE    = lazyRE(`^\$(1|5|6|y|gy|2[abxy]?|7)\$[^\s:]+$`)
-	timezoneRE = lazyRE(`^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2})$`)
-	suiteRE    = lazyRE(`^[a-z]+$`)
-	sha256RE   = lazyRE(`^[0-9a-f]{64}$`)
-	sshKeyRE   = lazyRE(`^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
+	nameRE     = lazyre.New(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	userRE     = lazyre.New(`^[a-z_][a-z0-9_-]{0,31}$`)
+	packageRE  = lazyre.New(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$`)
+	unitRE     = lazyre.New(`^[A-Za-z0-9:_.@-]+\.(service|timer|socket|path|mount|automount|target|slice)$`)
+	envNameRE  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	cryptRE    = lazyre.New(`^\$(1|5|6|y|gy|2[abxy]?|7)\$[^\s:]+$`)
+	timezoneRE = lazyre.New(`^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2})$`)
+	suiteRE    = lazyre.New(`^[a-z]+$`)
+	sha256RE   = lazyre.New(`^[0-9a-f]{64}$`)
+	sshKeyRE   = lazyre.New(`^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
 )
 
 // Validate checks a defaulted recipe and returns every problem as an

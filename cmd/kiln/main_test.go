@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/internal/testutil"
 )
 
@@ -282,5 +284,19 @@ func TestConfigPrecedence(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte("output: [json\n"), 0o644)
 	if r := run(t, dir, nil, "version"); r.code != 2 || !strings.Contains(r.stderr, "kiln.yaml") {
 		t.Errorf("broken kiln.yaml: %+v", r)
+	}
+}
+
+// TestLazyRegexps compiles every expression kiln compiles on first use:
+// a bad one would otherwise fail only when a command first reaches it.
+func TestLazyRegexps(t *testing.T) {
+	all := lazyre.All()
+	if len(all) < 20 {
+		t.Fatalf("only %d lazy expressions: are the packages linked?", len(all))
+	}
+	for _, l := range all {
+		if _, err := regexp.Compile(l.String()); err != nil {
+			t.Errorf("%q: %v", l, err)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/internal/progress"
 )
 
@@ -60,7 +61,7 @@ func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("fetch: %s: checksum mismatch: got sha256 %s, want %s", e.URL, e.Got, e.Want)
 }
 
-var hexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var hexRE = lazyre.New(`^[0-9a-f]{64}$`)
 
 // Fetch returns the verified file for req, downloading (or resuming) it
 // when it is not in the cache.
