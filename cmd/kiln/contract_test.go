@@ -208,3 +208,16 @@ func findNull(v any, path string) string {
 	}
 	return ""
 }
+
+// TestWarningsPlaced: a literal value that looks like a secret reference
+// is warned about at its line, compiler style, naming the secret: field.
+func TestWarningsPlaced(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "w.yaml"), []byte("apiVersion: kiln/v1\nname: w\nboot:\n  files:\n    - {path: /etc/x, content: \"env:DB_PASSWORD\"}\n"), 0o644)
+	for _, args := range [][]string{{"recipe", "validate", "w.yaml"}, {"seed", "w.yaml", "-o", "w.iso"}} {
+		r := run(t, dir, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stderr, "w.yaml:5:31: warning: boot.files[0].content:") || !strings.Contains(r.stderr, "secret: env:DB_PASSWORD") {
+			t.Errorf("kiln %s: %+v", strings.Join(args, " "), r)
+		}
+	}
+}

@@ -60,9 +60,7 @@ func recipeValidateAction(cmd *cobra.Command, args []string) error {
 		}
 		res.ImageKey, res.Warnings = key, list(warnings)
 		if !jsonOutput() {
-			for _, w := range warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %s\n", file, w)
-			}
+			warn(cmd, file, warnings)
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", file)
 			}

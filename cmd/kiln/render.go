@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/recipes"
 	"github.com/kiln-project/kiln/seed"
 	"github.com/spf13/cobra"
@@ -72,7 +73,7 @@ func renderAction(cmd *cobra.Command, args []string) error {
 			data["documents"] = docs
 			return printResult(cmd, data)
 		}
-		warn(cmd, sd.Warnings)
+		warn(cmd, args[0], sd.Warnings)
 		for _, e := range seed.Files(sd) {
 			fmt.Fprintf(cmd.OutOrStdout(), "--- # %s\n%s", e.Name, e.Data)
 		}
@@ -86,13 +87,25 @@ func renderAction(cmd *cobra.Command, args []string) error {
 		data["files"] = files
 		return printResult(cmd, data)
 	}
-	warn(cmd, sd.Warnings)
+	warn(cmd, args[0], sd.Warnings)
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (instance-id %s, hostname %s)\n", strings.Join(files, ", "), sd.InstanceID, sd.Hostname)
 	return nil
 }
 
-func warn(cmd *cobra.Command, warnings []string) {
+// warn prints warnings about file, compiler style: a warning that has a
+// position keeps it in front ("web.yaml:12:14: warning: ..."), so editors
+// jump to it as they do to errors.
+func warn(cmd *cobra.Command, file string, warnings []string) {
 	for _, w := range warnings {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+		fmt.Fprintln(cmd.ErrOrStderr(), formatWarning(file, w))
 	}
+}
+
+var positioned = lazyre.New(`^(\S+?:[0-9]+:[0-9]+): (.*)$`)
+
+func formatWarning(file, w string) string {
+	if m := positioned.FindStringSubmatch(w); m != nil {
+		return m[1] + ": warning: " + m[2]
+	}
+	return file + ": warning: " + w
 }

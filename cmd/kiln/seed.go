@@ -52,7 +52,7 @@ func seedAction(cmd *cobra.Command, args []string) error {
 	if jsonOutput() {
 		return printResult(cmd, res)
 	}
-	warn(cmd, sd.Warnings)
+	warn(cmd, args[0], sd.Warnings)
 	mode := "0644"
 	if res.HoldsSecrets {
 		mode = "0600, holds secrets"
