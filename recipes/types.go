@@ -16,7 +16,7 @@ type Recipe struct {
 	Roles       []Role  `yaml:"roles" doc:"built-in roles this server plays; see kiln roles"`
 	Bake        Bake    `yaml:"bake" doc:"baked into the image once, at build time"`
 	Boot        Boot    `yaml:"boot" doc:"applied per instance at first boot, from the seed"`
-	Checks      []Check `yaml:"checks" doc:"probes kiln test and deploy health checks run"`
+	Checks      []Check `yaml:"checks" doc:"probes kiln test runs (and later fleet health checks)"`
 	Disk        Disk    `yaml:"disk" doc:"size, format and firmware of the image"`
 
 	source   *source   // where it was loaded from; positions of every field
