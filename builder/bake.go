@@ -163,19 +163,7 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 		return "", false, err
 	}
 	defer os.RemoveAll(st.work) // a no-op once committed to the cache
-	steps := []struct {
-		name string
-		run  func(context.Context, *bakeState) error
-	}{
-		{"base", b.stepBase},
-		{"bake", b.stepBake},
-		{"sysprep", b.stepSysprep},
-		{"assemble", b.stepAssemble},
-		{"convert", b.stepConvert},
-		{"lint", b.stepLint},
-		{"manifest", b.stepManifest},
-	}
-	for _, s := range steps {
+	for _, s := range b.offline() {
 		if err := ctx.Err(); err != nil {
 			return "", false, err
 		}
@@ -193,6 +181,26 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 		return "", false, err
 	}
 	return st.key, false, nil
+}
+
+// bakeStep is one step of the offline bake.
+type bakeStep struct {
+	name string
+	run  func(context.Context, *bakeState) error
+}
+
+// offlineSteps is the offline bake, in order. Each step reports its own
+// progress; the state carries what they share.
+func (b *Builder) offlineSteps() []bakeStep {
+	return []bakeStep{
+		{"base", b.stepBase},
+		{"bake", b.stepBake},
+		{"sysprep", b.stepSysprep},
+		{"assemble", b.stepAssemble},
+		{"convert", b.stepConvert},
+		{"lint", b.stepLint},
+		{"manifest", b.stepManifest},
+	}
 }
 
 // dropWork removes what the cache entry does not keep: the tree and the

@@ -71,6 +71,9 @@ type Builder struct {
 	cache *Cache
 	sink  progress.Sink
 	epoch time.Time
+	// offline is the offline bake's steps: offlineSteps, or fakes in the
+	// unit tests of the cache decisions around them.
+	offline func() []bakeStep
 }
 
 // New returns a Builder.
@@ -84,7 +87,9 @@ func New(opts Options) *Builder {
 	if opts.QemuImg == nil {
 		opts.QemuImg = qemu.Img{}
 	}
-	return &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch)}
+	b := &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch)}
+	b.offline = b.offlineSteps
+	return b
 }
 
 // Cache returns the builder's cache.
