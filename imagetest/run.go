@@ -60,7 +60,7 @@ type Options struct {
 // reads, a backing file, too large (see image.Check).
 type VetError struct{ Err error }
 
-func (e *VetError) Error() string { return e.Err.Error() }
+func (e *VetError) Error() string { return strings.TrimPrefix(e.Err.Error(), "image: ") }
 func (e *VetError) Unwrap() error { return e.Err }
 
 // Guest is a running test VM, for Options.Inspect.

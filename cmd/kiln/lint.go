@@ -95,7 +95,7 @@ func lintAction(cmd *cobra.Command, args []string) error {
 	data := map[string]any{"reports": results}
 	switch {
 	case invalid > 0:
-		return printFailure(cmd, data, fmt.Errorf("%d of %d arguments are not disk images kiln reads", invalid, len(args)), exitInvalid)
+		return printFailure(cmd, data, fmt.Errorf("%d of %d arguments could not be linted: not a disk image kiln reads, or refused", invalid, len(args)), exitInvalid)
 	case dirty+failed > 0:
 		return printFailure(cmd, data, fmt.Errorf("%d of %d images have violations or could not be linted", dirty+failed, len(args)), exitFailure)
 	}
