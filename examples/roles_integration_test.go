@@ -132,12 +132,14 @@ func mustExec(ctx context.Context, g *imagetest.Guest, sh string) (string, error
 	return out, nil
 }
 
-// app-host and cron-runner, on one VM booted under UEFI: the multi-role
-// example (an app and the jobs that serve it), with two more jobs. The app
-// answers over HTTP and comes back after being killed; a job every minute
-// runs at least twice and writes its marker; a job that outlives its
-// timeout is killed and recorded as failed; both roles' own checks pass.
-// The image under test is never written.
+// app-host, cron-runner and database, on one VM booted under UEFI: the
+// multi-role example (an app and the jobs that serve it) with two more jobs
+// and the app's own database, listening on loopback only. The app answers
+// over HTTP and comes back after being killed; a job every minute runs at
+// least twice and writes its marker; a job that outlives its timeout is
+// killed and recorded as failed; the database's check runs inside the guest
+// (nothing outside can reach it) with the user and password the seed made;
+// every role's own checks pass. The image under test is never written.
 func TestAppHostAndCronRunnerInVM(t *testing.T) {
 	needVM(t)
 	// The variant's cron-runner replaces the example's: it keeps its job
@@ -149,14 +151,23 @@ roles:
         - {name: warm-cache, schedule: "*/5 * * * *", command: [curl, -fsS, -o, /dev/null, "http://127.0.0.1:8080/"], timeout: 1m}
         - {name: heartbeat, schedule: "* * * * *", command: "date -u >> /var/lib/heartbeat.log", timeout: 30s}
         - {name: overrun, schedule: "*:*:0/20", command: [sleep, "300"], timeout: 5s}
+  - database:
+      listen: ["127.0.0.1"]
+      users: [{name: app, password: env:APP_DB_PASSWORD}]
+      databases: [{name: appdb, owner: app}]
 `)
 	var before digest.Sum
-	r := bakeAndTestUnder(t, recipe, "uefi", func(img string) { before, _ = digest.File(img) }, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
+	secrets := recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": "app-db-secret"})
+	r := bakeAndTestUnder(t, recipe, "uefi", func(img string) { before, _ = digest.File(img) }, imagetest.Options{Resolver: secrets, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		if err := appRestarts(ctx, g); err != nil {
 			return fmt.Errorf("app-host: %w", err)
 		}
 		if err := cronJobsRun(ctx, g); err != nil {
 			return fmt.Errorf("cron-runner: %w", err)
+		}
+		// The app's credentials work on the loopback listener.
+		if out, err := mustExec(ctx, g, "PGPASSWORD=app-db-secret psql -h 127.0.0.1 -U app -d appdb -tAc 'select 40+2'"); err != nil || strings.TrimSpace(out) != "42" {
+			return fmt.Errorf("database: %q %v", out, err)
 		}
 		return nil
 	}})
@@ -165,8 +176,11 @@ roles:
 	for _, c := range r.Checks {
 		names[c.Name] = c.OK
 	}
-	if !names["hello health"] || !names["cron warm-cache scheduled"] || !names["cron heartbeat scheduled"] {
-		t.Errorf("both roles' checks should have run and passed: %+v", r.Checks)
+	if !names["hello health"] || !names["cron warm-cache scheduled"] || !names["cron heartbeat scheduled"] || !names["postgresql ready"] {
+		t.Errorf("every role's checks should have run and passed: %+v", r.Checks)
+	}
+	if _, ok := names["postgresql port"]; ok {
+		t.Error("a database on loopback was probed from outside the guest")
 	}
 	if r.Firmware != "uefi" || r.CloudInit.Status != "done" || len(r.CloudInit.Errors) != 0 {
 		t.Errorf("report %+v", r)
