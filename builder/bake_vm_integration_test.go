@@ -203,7 +203,7 @@ func TestImageBaseErrors(t *testing.T) {
 		"./missing.qcow2": "no such file",
 		"./notes.txt":     "not a disk image",
 		"./blank.img":     "neither a partition table nor a boot sector",
-		"./disk.vmdk":     "is a vmdk file",
+		"./disk.vmdk":     "is a vmdk image",
 	} {
 		p := filepath.Join(dir, "r.yaml")
 		os.WriteFile(p, []byte("apiVersion: kiln/v1\nname: x\nbase: "+base+"\n"), 0o644)
