@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-project/kiln/internal/fetch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testguest"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/recipes"
@@ -143,7 +144,7 @@ func TestVMBake(t *testing.T) {
 	if rep, err := lint.Image(ctx, out); err != nil || !rep.Clean() {
 		t.Fatalf("lint: %v %+v", err, rep)
 	}
-	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{BootTimeout: 8 * time.Minute, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Boot: testguest.Runner(), BootTimeout: 8 * time.Minute, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
 		// growpart grew the root to the bigger disk.
 		out, _, err := g.Exec(ctx, "df --output=size -B1M / | tail -1")
 		if err != nil {
@@ -174,7 +175,7 @@ func TestVMBakeWithoutCloudInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := New(Options{CacheDir: testutil.CacheDir(t), BakeTimeout: 150 * time.Second})
+	b := New(Options{CacheDir: testutil.CacheDir(t), Boot: testguest.Runner(), BakeTimeout: 75 * time.Second})
 	out := filepath.Join(t.TempDir(), "x.qcow2")
 	_, err = b.Bake(context.Background(), plan, out)
 	if err == nil || !strings.Contains(err.Error(), "cloud-init never reported") || !strings.Contains(err.Error(), "last console lines") {
@@ -283,7 +284,7 @@ func TestVMBakeGuestNeverPowersOff(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	b := New(Options{CacheDir: testutil.CacheDir(t), Progress: sink, PowerOffGrace: 40 * time.Second, BakeTimeout: 15 * time.Minute})
+	b := New(Options{CacheDir: testutil.CacheDir(t), Boot: testguest.Runner(), Progress: sink, PowerOffGrace: 20 * time.Second, BakeTimeout: 15 * time.Minute})
 	out := filepath.Join(t.TempDir(), "x.qcow2")
 	// The power-off grace ends the bake (the error names ACPI), not its
 	// 15-minute timeout.

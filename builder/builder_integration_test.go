@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testguest"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/manifest"
@@ -76,7 +77,7 @@ func recipeVariant(t *testing.T, edits ...string) *recipes.Plan {
 }
 
 func newTestBuilder(t *testing.T, sink progress.Sink) *Builder {
-	return New(Options{CacheDir: testutil.CacheDir(t), Progress: sink})
+	return New(Options{CacheDir: testutil.CacheDir(t), Progress: sink, Boot: testguest.Runner()})
 }
 
 // TestBakeArtifact is the golden path offline: bake a role image from
@@ -213,7 +214,7 @@ func TestTestUnbootableKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The console's verdict ends the wait ("cannot boot"), not the timeout.
-	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Firmware: []string{"bios"}, BootTimeout: 4 * time.Minute})
+	reports, err := imagetest.Run(ctx, imagetest.ForPlan(out, plan), imagetest.Options{Boot: testguest.Runner(), Firmware: []string{"bios"}, BootTimeout: 4 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/internal/digest"
+	"github.com/kiln-project/kiln/internal/testguest"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -90,6 +91,7 @@ func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image st
 	if target.Plan == nil || target.Plan.Digest != plan.Digest {
 		t.Fatalf("kiln test would not use the recipe the image was baked from: %q", target.Notes)
 	}
+	opts.Boot = testguest.Runner() // one guest at a time on this machine
 	reports, err := imagetest.Run(ctx, target, opts)
 	if err != nil {
 		t.Fatal(err)

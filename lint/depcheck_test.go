@@ -7,5 +7,5 @@ import (
 )
 
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "disk", "disk/image", "disk/gpt", "disk/ext4", "internal/progress")
+	testutil.CheckImports(t, "disk", "disk/image", "disk/gpt", "disk/ext4", "internal/progress", "internal/lazyre")
 }

@@ -7,5 +7,5 @@ import (
 )
 
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "cloudinit")
+	testutil.CheckImports(t, "cloudinit", "internal/lazyre")
 }

@@ -8,5 +8,5 @@ import (
 
 // The seed package makes seeds without the bake pipeline.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "recipes", "cloudinit", "iso", "internal/atomicfile", "internal/digest", "internal/epoch")
+	testutil.CheckImports(t, "recipes", "cloudinit", "iso", "internal/atomicfile", "internal/digest", "internal/epoch", "internal/lazyre")
 }

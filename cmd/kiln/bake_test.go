@@ -269,6 +269,7 @@ func TestVMBakeSIGINT(t *testing.T) {
 	if r := run(t, dir, nil, "bake", "plain.yaml", "-o", "base.qcow2", "--cache-dir", cache); r.code != 0 {
 		t.Fatalf("base: %+v", r)
 	}
+	testutil.VMSlot(t) // the kiln process boots a guest: one at a time on this machine
 	os.WriteFile(filepath.Join(dir, "vm.yaml"), []byte("apiVersion: kiln/v1\nname: kiln-it-vmint\nbase: ./base.qcow2\nbake: {files: [{path: /etc/motd, content: \"interrupted\\n\"}]}\ndisk: {firmware: [bios]}\n"), 0o644)
 	out := filepath.Join(dir, "vm.qcow2")
 	cmd := exec.Command(kilnBin, "bake", "vm.yaml", "-o", out, "--cache-dir", cache, "--output", "json", "--no-cache")

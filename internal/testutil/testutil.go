@@ -86,25 +86,31 @@ func NeedRoot(t testing.TB) {
 	}
 }
 
-// VMSlot makes the test the only one on this machine booting guests until
-// it ends: test packages run in parallel (make test), but two TCG guests
-// on two cores would starve each other into timeouts. Tests that do no
-// boot never wait for it.
+// TakeVMSlot waits until this process is the only one on the machine
+// booting a guest, until ctx ends, and returns the release. Test packages
+// run in parallel (make test), but two TCG guests on two cores would starve
+// each other into timeouts; what does not boot a guest never waits.
+func TakeVMSlot(ctx context.Context) (func(), error) {
+	return flock.Lock(ctx, filepath.Join(os.TempDir(), "kiln-test-vm.lock"))
+}
+
+// VMSlot holds the VM slot (TakeVMSlot) from now until the test ends: for
+// tests that boot guests through a kiln process, where the boot cannot be
+// hooked. Tests that boot in-process use internal/testguest, which holds
+// the slot only while QEMU runs.
 func VMSlot(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	release, err := flock.Lock(ctx, filepath.Join(os.TempDir(), "kiln-test-vm.lock"))
+	release, err := TakeVMSlot(ctx)
 	if err != nil {
 		t.Fatalf("waiting for the VM slot: %v", err)
 	}
 	t.Cleanup(release)
 }
 
-// NeedGuest is for tests that boot a full guest: QEMU must be there, and
-// the test takes the machine's VM slot (VMSlot).
+// NeedGuest is for tests that boot a full guest: QEMU must be there.
 func NeedGuest(t testing.TB) {
 	t.Helper()
 	NeedTool(t, "qemu-system-x86_64")
-	VMSlot(t)
 }
