@@ -65,7 +65,7 @@ func (f *fakeBake) steps(b *Builder) func() []bakeStep {
 
 func fakeBuilder(t *testing.T, cache string, f *fakeBake, opts Options) *Builder {
 	t.Helper()
-	opts.CacheDir, opts.Mirror = cache, "http://mirror.example.org/debian"
+	opts.CacheDir, opts.Mirror = cache, "http://example.org/debian"
 	opts.AptDir = t.TempDir() // no host sources needed: the mirror is given
 	b := New(opts)
 	b.offline = f.steps(b)

@@ -35,7 +35,7 @@ func TestLiteralLooksLikeSecret(t *testing.T) {
 			[]string{`r.yaml:5:36: bake.units[0].content: "file:./app.service" is written literally as the unit file; to install the file, copy it with bake.files (path: /etc/systemd/system/app.service, source: ./app.service) and list the unit here without content`}},
 		{"ordinary values", "bake:\n  files:\n    - {path: /etc/a, content: \"env: production\\n\"}\n    - {path: /etc/b, content: \"file:\"}\n    - {path: /etc/c, content: \"env:not a name\"}\n" +
 			"    - {path: /etc/d, content: \"file:a b\"}\n    - {path: /etc/e, content: \"envoy:X\"}\nboot:\n  files:\n    - {path: /etc/f, secret: env:F}\n" +
-			"roles:\n  - app-host: {command: /bin/app, env: {URL: \"https://x\"}, secretEnv: {T: env:T}}\n", nil},
+			"roles:\n  - app-host: {command: /bin/app, env: {URL: \"https://example.com/x\"}, secretEnv: {T: env:T}}\n", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { wantWarnings(t, header+c.yaml, c.want) })
