@@ -100,11 +100,7 @@ func (r *run) stepStart(ctx context.Context) error {
 	r.vm = vm
 	r.cleanup(func() { vm.Kill() })
 	r.start = time.Now()
-	timeout := r.opts.BootTimeout
-	if timeout == 0 {
-		timeout = testTime
-	}
-	bootCtx, cancel := context.WithTimeoutCause(ctx, timeout, errBootTimeout)
+	bootCtx, cancel := context.WithTimeoutCause(ctx, r.bootTimeout(), errBootTimeout)
 	r.cleanup(cancel)
 	r.bootCtx = bootCtx
 	// A guest that can never come up says so on its console: stop waiting.
@@ -115,6 +111,14 @@ func (r *run) stepStart(ctx context.Context) error {
 
 var errBootTimeout = errors.New("boot timeout")
 
+// bootTimeout bounds the wait for the guest to come up.
+func (r *run) bootTimeout() time.Duration {
+	if r.opts.BootTimeout > 0 {
+		return r.opts.BootTimeout
+	}
+	return defaultBootTimeout
+}
+
 // bootErr explains why a wait for the guest ended.
 func (r *run) bootErr(ctx context.Context, err error) error {
 	select {
@@ -123,11 +127,7 @@ func (r *run) bootErr(ctx context.Context, err error) error {
 	default:
 	}
 	if context.Cause(r.bootCtx) == errBootTimeout && ctx.Err() == nil {
-		timeout := r.opts.BootTimeout
-		if timeout == 0 {
-			timeout = testTime
-		}
-		return fmt.Errorf("the guest did not come up within %s: %v", timeout, err)
+		return fmt.Errorf("the guest did not come up within %s: %v", r.bootTimeout(), err)
 	}
 	return err
 }
@@ -142,11 +142,7 @@ func (r *run) stepJob(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	timeout := r.opts.BootTimeout
-	if timeout == 0 {
-		timeout = testTime
-	}
-	timeout += jobTimeout
+	timeout := r.bootTimeout() + jobTimeout
 	r.step.Note(fmt.Sprintf("the job powers the VM off when done: waiting up to %s for it to stop", timeout))
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -147,5 +147,5 @@ func orUnknown(s string) string {
 	return s
 }
 
-// testTime is the default bound on the wait for a guest to come up.
-const testTime = 5 * time.Minute
+// defaultBootTimeout is the default bound on the wait for a guest to come up.
+const defaultBootTimeout = 5 * time.Minute
