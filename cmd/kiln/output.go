@@ -60,14 +60,6 @@ func writeEnvelope(w io.Writer, e envelope) error {
 	return enc.Encode(e)
 }
 
-// printJSON writes v as indented JSON: for data that is not a command's
-// result (progress events are written by their renderer).
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // reported is an error whose details the command printed already; code
 // is the exit code.
 type reported struct {
