@@ -71,7 +71,7 @@ func (r Runner) firmware(fw qemu.Firmware) (string, string, error) {
 type Spec struct {
 	// Image is the disk image to boot and Format its format (qcow2 or
 	// raw). The guest writes to an overlay in WorkDir; Image is never
-	// modified. Callers check an image kiln did not make first (Vet) and
+	// modified. Callers check an image kiln did not make first (image.Check) and
 	// state its format: it is never probed, and a backing file its header
 	// names is never opened (QEMU is given the whole chain).
 	Image, Format string

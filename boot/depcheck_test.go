@@ -8,5 +8,5 @@ import (
 
 // boot lies below the bake pipeline and kiln test, and knows no recipes.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "disk/image", "internal/qemu", "internal/guestssh")
+	testutil.CheckImports(t, "internal/qemu", "internal/guestssh")
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-project/kiln/boot"
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
@@ -87,20 +86,20 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 
 // vetBase checks an image base before anything opens it: a qcow2 or raw
 // disk of a sane size, with no backing file, external data file or
-// encryption (boot.Vet), and a raw one that looks like a disk. opts raise
+// encryption (image.Check), and a raw one that looks like a disk. opts raise
 // the size limit for kiln's own images.
 func (b *Builder) vetBase(ctx context.Context, plan *recipes.Plan, base recipes.Base, path, sum string, opts ...image.Option) (*imageBase, error) {
 	bad := func(format string, args ...any) error {
 		return &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf(format, args...)}
 	}
-	info, err := boot.Vet(ctx, path, opts...)
+	info, err := image.Check(path, opts...)
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return nil, bad("base %s is not a disk image kiln can boot (want qcow2 or raw): %v", base, trimImage(err))
 	case err != nil:
 		return nil, bad("base %s: %v", base, trimImage(err))
 	}
-	if info.Format == "raw" {
+	if info.Format == image.Raw {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
@@ -110,7 +109,7 @@ func (b *Builder) vetBase(ctx context.Context, plan *recipes.Plan, base recipes.
 			return nil, bad("base %s is raw data with neither a partition table nor a boot sector: not a disk image", base)
 		}
 	}
-	return &imageBase{Path: path, Format: info.Format, VirtualSize: info.VirtualSize, SHA256: sum, Ref: base.String()}, nil
+	return &imageBase{Path: path, Format: string(info.Format), VirtualSize: info.VirtualSize, SHA256: sum, Ref: base.String()}, nil
 }
 
 // trimImage drops the "image: " in front of disk/image's errors.

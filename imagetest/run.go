@@ -52,7 +52,7 @@ type Options struct {
 	Boot boot.Runner
 	// MaxSize is the largest virtual size accepted of the image; default
 	// image.MaxVirtualSize (1 TiB). The image is checked before anything
-	// opens it (boot.Vet): qcow2 or raw, no backing file.
+	// opens it (image.Check): qcow2 or raw, no backing file.
 	MaxSize int64
 }
 
@@ -133,7 +133,7 @@ type JobResult struct {
 // An error means the test could not be run at all; a failed boot or check
 // is a report that is not OK.
 func Run(ctx context.Context, t *Target, opts Options) ([]Report, error) {
-	info, err := boot.Vet(ctx, t.Image, image.WithMaxVirtualSize(opts.MaxSize))
+	info, err := image.Check(t.Image, image.WithMaxVirtualSize(opts.MaxSize))
 	if err != nil {
 		return nil, &VetError{Err: err}
 	}
@@ -156,7 +156,7 @@ func Run(ctx context.Context, t *Target, opts Options) ([]Report, error) {
 	}
 	var reports []Report
 	for _, fw := range firmware {
-		r := &run{t: t, opts: opts, format: info.Format, size: info.VirtualSize, fw: qemu.Firmware(fw), accel: accel, sink: sink}
+		r := &run{t: t, opts: opts, format: string(info.Format), size: info.VirtualSize, fw: qemu.Firmware(fw), accel: accel, sink: sink}
 		reports = append(reports, r.do(ctx))
 		if ctx.Err() != nil {
 			return reports, ctx.Err()
