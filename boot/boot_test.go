@@ -79,11 +79,13 @@ func TestConfigRefuses(t *testing.T) {
 	}
 }
 
-// fakeMachine plays back console lines.
+// fakeMachine plays back console lines; followed is closed once
+// FollowConsole has returned.
 type fakeMachine struct {
-	lines []string
-	done  chan struct{}
-	once  sync.Once
+	lines    []string
+	done     chan struct{}
+	once     sync.Once
+	followed chan struct{}
 }
 
 func (m *fakeMachine) Wait(ctx context.Context) error { <-m.done; return nil }
@@ -93,6 +95,7 @@ func (m *fakeMachine) Done() <-chan struct{}          { return m.done }
 func (m *fakeMachine) SerialLog() string              { return "" }
 func (m *fakeMachine) ConsoleTail(n int) string       { return strings.Join(m.lines, "\n") }
 func (m *fakeMachine) FollowConsole(ctx context.Context, fn func(string) bool) {
+	defer close(m.followed)
 	for _, l := range m.lines {
 		if ctx.Err() != nil || !fn(l) {
 			return
@@ -101,22 +104,26 @@ func (m *fakeMachine) FollowConsole(ctx context.Context, fn func(string) bool) {
 }
 
 func TestWatchFatal(t *testing.T) {
-	m := &fakeMachine{done: make(chan struct{}), lines: []string{"[    1.0] Booting", "[   2.5] Kernel panic - not syncing: VFS: Unable to mount root fs", "later"}}
+	m := &fakeMachine{done: make(chan struct{}), followed: make(chan struct{}), lines: []string{"[    1.0] Booting", "[   2.5] Kernel panic - not syncing: VFS: Unable to mount root fs", "later"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	found := WatchFatal(ctx, m, cancel)
 	<-ctx.Done()
 	if got := <-found; got != "Kernel panic - not syncing: VFS: Unable to mount root fs" {
 		t.Errorf("found %q", got)
 	}
-	// A healthy console cancels nothing.
-	m = &fakeMachine{done: make(chan struct{}), lines: []string{"Cloud-init v. 22.4.2 finished"}}
+	// A healthy console, read to its end, reports and cancels nothing.
+	m = &fakeMachine{done: make(chan struct{}), followed: make(chan struct{}), lines: []string{"Cloud-init v. 22.4.2 finished"}}
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	found = WatchFatal(ctx, m, cancel)
+	<-m.followed
 	select {
 	case f := <-found:
 		t.Errorf("healthy console reported %q", f)
 	default:
+	}
+	if ctx.Err() != nil {
+		t.Error("a healthy console cancelled the wait")
 	}
 	if fatalIn("Cloud-init v. 22.4.2 finished at x. Datasource DataSourceNone.") == "" {
 		t.Error("DataSourceNone is not fatal")
