@@ -2,6 +2,7 @@ package builder
 
 import (
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -48,8 +49,9 @@ cloud_init_modules:
   - update_etc_hosts
   - users-groups
   - ssh
-# The config stage is masked (see tuneImage): its modules kiln uses run in
-# the final stage, which saves a whole Python start-up at boot.
+# The config-stage modules kiln uses run in the final stage. Where each
+# stage is its own process (cloud-init before 24.3) the config stage is then
+# masked, which saves a whole Python start-up at boot.
 cloud_config_modules: []
 cloud_final_modules:
   - timezone
@@ -69,7 +71,9 @@ cloud_final_modules:
 
 // networkStageFiles are a drop-in for cloud-init's network stage and its
 // condition: the stage runs only when the local stage left it something to
-// do (see the script).
+// do (see the script). Classic stage layout only: the unit is
+// cloud-init.service running `cloud-init init`; with one process for all
+// stages, the network stage must run to hand over.
 func networkStageFiles() []treeFile {
 	return []treeFile{
 		{"/etc/systemd/system/cloud-init.service.d/50-kiln.conf", "# Written by kiln: boot-time tuning.\n[Service]\nExecCondition=" + networkStageScript + "\n", 0o644},
@@ -103,16 +107,26 @@ func growRootFiles() []treeFile {
 }
 
 // tuningKey digests what tuning writes into an image, for cache keys: a
-// change to it makes a new image.
+// change to it makes a new image. Which stage layout applies follows from
+// the base (its key is part of the image key), so both are digested.
 func tuningKey(datasources []string, bootTuning bool) string {
-	files, masks, links := imageTuning("", datasources, bootTuning)
-	return shortDigest([]byte(fmt.Sprintf("%+v\n%q\n%+v\n%q", files, masks, links, machineID(bootTuning))))
+	var b strings.Builder
+	for _, l := range []stageLayout{stagesClassic, stagesSingleProcess} {
+		files, masks, links := imageTuning("", datasources, bootTuning, l)
+		fmt.Fprintf(&b, "%+v\n%q\n%+v\n", files, masks, links)
+	}
+	fmt.Fprintf(&b, "%q", machineID(bootTuning))
+	return shortDigest([]byte(b.String()))
 }
 
-// tuningMasks are the units boot-time tuning masks.
+// classicStageMasks are masked only where cloud-init runs each stage as its
+// own process (stagesClassic): the config stage, whose modules run in the
+// final stage. With one cloud-init process for all stages, a masked stage
+// unit never hands over to it, and the stages after it wait forever.
+var classicStageMasks = []string{"cloud-config.service"}
+
+// tuningMasks are the units boot-time tuning masks on every image.
 var tuningMasks = []string{
-	// cloud-init's config stage: its modules run in the final stage.
-	"cloud-config.service",
 	// On a small VM every process at boot costs: no debug and trace
 	// filesystems, no binfmt registrations, and modules that load on demand
 	// anyway (device mapper, FUSE) or never matter in a VM (DRM, EFI
@@ -132,7 +146,7 @@ type unitLink struct{ target, link string }
 
 // imageTuning is all tuneImage writes: files, units to mask, units to
 // enable. tuningKey digests the same, so the cache key covers all of it.
-func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]treeFile, []string, []unitLink) {
+func imageTuning(rootUUID string, datasources []string, bootTuning bool, layout stageLayout) ([]treeFile, []string, []unitLink) {
 	masks := []string{
 		// No interactive first-boot wizard: nobody is at the console (an
 		// untuned image's /etc/machine-id says "uninitialized", which
@@ -143,6 +157,9 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]tree
 	}
 	if bootTuning {
 		masks = append(masks, tuningMasks...)
+		if layout == stagesClassic {
+			masks = append(masks, classicStageMasks...)
+		}
 	}
 	tuning := "# Written by kiln: no boot-time tuning (a benchmark baseline).\nsystem_info:\n  network:\n    renderers: [networkd]\n"
 	if bootTuning {
@@ -171,8 +188,10 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]tree
 		{"/lib/systemd/system/systemd-networkd-wait-online.service", "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"},
 		{"/lib/systemd/system/systemd-resolved.service", "/etc/systemd/system/multi-user.target.wants/systemd-resolved.service"},
 	}
-	if bootTuning {
+	if bootTuning && layout == stagesClassic {
 		files = append(files, networkStageFiles()...)
+	}
+	if bootTuning {
 		files = append(files, growRootFiles()...)
 		links = append(links, unitLink{"/etc/systemd/system/kiln-grow-root.service", "/etc/systemd/system/sysinit.target.wants/kiln-grow-root.service"})
 	}
@@ -181,9 +200,9 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool) ([]tree
 
 // tuneImage writes kiln's image configuration into the tree: boot tuning,
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
-// can still override any of it.
+// can still override any of it; the tuning follows the base's cloud-init.
 func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
-	files, masks, links := imageTuning(rootUUID, datasources, bootTuning)
+	files, masks, links := imageTuning(rootUUID, datasources, bootTuning, detectStageLayout(os.DirFS(r.dir)))
 	for _, f := range files {
 		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
 			return err

@@ -1,11 +1,13 @@
 package builder
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The network stage's condition, run by sh against instance data as
@@ -70,6 +72,9 @@ func TestTuneImageStages(t *testing.T) {
 			}
 			continue
 		}
+		if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/cloud-config.service")); err != nil || target != "/dev/null" {
+			t.Errorf("classic cloud-init: the config stage is not masked: %q %v", target, err)
+		}
 		if err != nil || !strings.Contains(string(dropIn), "ExecCondition="+networkStageScript) {
 			t.Fatalf("drop-in: %q, %v", dropIn, err)
 		}
@@ -88,4 +93,103 @@ func TestTuneImageStages(t *testing.T) {
 			t.Errorf("cloud-init still grows the root:\n%s", cfg)
 		}
 	}
+}
+
+// With one cloud-init process for every stage (cloud-init 24.3 and later,
+// Debian 13), each stage unit hands over to that process: tuning must mask
+// or skip none of them, or the final stage never finishes.
+func TestTuneImageSingleProcessStages(t *testing.T) {
+	for name, setup := range map[string]func(dir string) error{
+		"unit": func(dir string) error {
+			return writeTreeFile(dir, "usr/lib/systemd/system/cloud-init-main.service", "[Service]\nExecStart=/usr/bin/cloud-init --all-stages\n")
+		},
+		"dpkg": func(dir string) error {
+			return writeTreeFile(dir, "var/lib/dpkg/status", "Package: cloud-init\nStatus: install ok installed\nArchitecture: all\nVersion: 25.1.4-1+deb13u1\n\n")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := root{dir: t.TempDir()}
+			if err := setup(r.dir); err != nil {
+				t.Fatal(err)
+			}
+			if got := detectStageLayout(os.DirFS(r.dir)); got != stagesSingleProcess {
+				t.Fatalf("layout %v", got)
+			}
+			if err := tuneImage(r, "0b1e7f0c-0000-4000-8000-000000000001", []string{"NoCloud", "None"}, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, unit := range []string{"cloud-init-main.service", "cloud-init-local.service", "cloud-init-network.service", "cloud-init.service", "cloud-config.service", "cloud-final.service"} {
+				if _, err := os.Lstat(filepath.Join(r.dir, "etc/systemd/system", unit)); err == nil {
+					t.Errorf("%s is masked or overridden", unit)
+				}
+				if _, err := os.Stat(filepath.Join(r.dir, "etc/systemd/system", unit+".d")); err == nil {
+					t.Errorf("%s has a drop-in", unit)
+				}
+			}
+			// The rest of the tuning still applies.
+			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/systemd-binfmt.service")); err != nil || target != "/dev/null" {
+				t.Errorf("systemd-binfmt.service not masked: %q %v", target, err)
+			}
+			cfg, _ := os.ReadFile(filepath.Join(r.dir, "etc/cloud/cloud.cfg.d/99-kiln.cfg"))
+			if !strings.Contains(string(cfg), "ssh_genkeytypes: [ed25519, ecdsa]") {
+				t.Errorf("cloud.cfg tuning missing:\n%s", cfg)
+			}
+		})
+	}
+}
+
+func TestStageLayoutOf(t *testing.T) {
+	for v, want := range map[string]stageLayout{
+		"22.4.2-1+deb12u1": stagesClassic,
+		"24.2-0ubuntu1":    stagesClassic,
+		"24.3":             stagesSingleProcess,
+		"24.4~3+deb13":     stagesSingleProcess,
+		"25.1.4-1+deb13u1": stagesSingleProcess,
+		"1:26.1-1":         stagesSingleProcess,
+		"":                 stagesClassic,
+		"garbage":          stagesClassic,
+	} {
+		if got := stageLayoutOf(v); got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
+}
+
+// The stamps say /etc and /var are up to date with /usr by systemd's own
+// comparison: equal seconds, and TIMESTAMP_NSEC no older than /usr.
+func TestWriteUpdateStamps(t *testing.T) {
+	r := root{dir: t.TempDir()}
+	usr := filepath.Join(r.dir, "usr")
+	if err := os.Mkdir(usr, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Date(2026, 11, 30, 12, 0, 0, 123456789, time.UTC)
+	if err := os.Chtimes(usr, when, when); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeUpdateStamps(r); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := os.Stat(usr)
+	for _, stamp := range needsUpdateStamps {
+		st, err := os.Stat(filepath.Join(r.dir, stamp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(u.ModTime()) || u.ModTime().Nanosecond() != 0 {
+			t.Errorf("%s: mtime %v, /usr %v", stamp, st.ModTime(), u.ModTime())
+		}
+		b, _ := os.ReadFile(filepath.Join(r.dir, stamp))
+		if want := fmt.Sprintf("TIMESTAMP_NSEC=%d\n", u.ModTime().UnixNano()); !strings.HasSuffix(string(b), want) {
+			t.Errorf("%s:\n%s\nwant it to end with %q", stamp, b, want)
+		}
+	}
+}
+
+func writeTreeFile(dir, rel, content string) error {
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(content), 0o644)
 }
