@@ -23,7 +23,7 @@ import (
 // imageLayout names how kiln lays out images; bump it when sysprep or the
 // disk layout change, so cached images are rebuilt. (What boot-time tuning
 // writes is digested into cache keys by itself: tuningKey.)
-const imageLayout = "kiln-image-v8"
+const imageLayout = "kiln-image-v9"
 
 // Result is a finished bake.
 type Result struct {
@@ -280,7 +280,14 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	m.Recipe.ImageKey = st.key
 	m.Base = manifest.Base{Ref: st.base.String(), Kind: manifest.BasePackages, Key: st.pbase.Key(), Sources: st.pbase.Sources}
 	st.manifest = m
+	if err := settleCaches(ctx, &chroot{dir: st.tree.dir}); err != nil {
+		return err
+	}
 	if err := sysprep(st.tree, machineID(!b.opts.NoBootTuning)); err != nil {
+		return err
+	}
+	// Last: nothing may touch /usr after the stamps say it is settled.
+	if err := writeUpdateStamps(st.tree); err != nil {
 		return err
 	}
 	step.End("")
