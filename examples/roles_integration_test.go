@@ -24,6 +24,7 @@ import (
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/testguest"
 	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -65,6 +66,12 @@ func bakeAndTest(t *testing.T, recipe string, opts imagetest.Options) imagetest.
 // baked, when set, sees the image before it boots.
 func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image string), opts imagetest.Options) imagetest.Report {
 	t.Helper()
+	return bakeAndTestEach(t, recipe, []string{firmware}, baked, opts)[0]
+}
+
+// bakeAndTestEach bakes a recipe and boots it once under each firmware.
+func bakeAndTestEach(t *testing.T, recipe string, firmware []string, baked func(image string), opts imagetest.Options) []imagetest.Report {
+	t.Helper()
 	ctx := context.Background()
 	plan, err := recipes.LoadPlan(recipe)
 	if err != nil {
@@ -78,7 +85,7 @@ func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image st
 	if baked != nil {
 		baked(img)
 	}
-	opts.Firmware = []string{firmware}
+	opts.Firmware = firmware
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 8 * time.Minute
 	}
@@ -96,7 +103,7 @@ func bakeAndTestUnder(t *testing.T, recipe, firmware string, baked func(image st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reports[0]
+	return reports
 }
 
 func requireOK(t *testing.T, r imagetest.Report) {
@@ -161,6 +168,9 @@ roles:
 	var before digest.Sum
 	secrets := recipes.MapResolver(map[string]string{"env:APP_DB_PASSWORD": "app-db-secret"})
 	r := bakeAndTestUnder(t, recipe, "uefi", func(img string) { before, _ = digest.File(img) }, imagetest.Options{Resolver: secrets, Inspect: func(ctx context.Context, g *imagetest.Guest) error {
+		if err := noFirstBootWork(ctx, g); err != nil {
+			return err
+		}
 		if err := appRestarts(ctx, g); err != nil {
 			return fmt.Errorf("app-host: %w", err)
 		}
@@ -190,6 +200,61 @@ roles:
 	if after, _ := digest.File(r.Image); after != before {
 		t.Error("booting the image changed it")
 	}
+}
+
+// The other supported release runs the multi-role example under both
+// firmwares, with the same recipe parameters: Debian 12 brings cloud-init
+// 22.4 (one process per stage, tuned differently) and systemd 252.
+func TestMultiRoleOnBookworm(t *testing.T) {
+	needVM(t)
+	recipe := variant(t, "multi-role.yaml", "name: multi-role-bookworm\nbase: debian:bookworm\n")
+	var release string
+	reports := bakeAndTestEach(t, recipe, []string{"bios", "uefi"}, func(img string) {
+		m, err := manifest.Read(strings.TrimSuffix(img, ".qcow2") + ".manifest.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		release = m.OS.Release
+	}, imagetest.Options{Inspect: noFirstBootWork})
+	if release != "bookworm" {
+		t.Fatalf("the image's release is %q", release)
+	}
+	for _, r := range reports {
+		requireOK(t, r)
+		if r.CloudInit.Status != "done" || len(r.Checks) < 2 {
+			t.Errorf("%s: %+v", r.Firmware, r)
+		}
+	}
+	if len(reports) != 2 || reports[0].Firmware != "bios" || reports[1].Firmware != "uefi" {
+		t.Errorf("booted under %d firmwares: %+v", len(reports), reports)
+	}
+}
+
+// firstBootUnits run at boot when /etc or /var is older than /usr
+// (ConditionNeedsUpdate): a kiln image settles their work at bake time.
+var firstBootUnits = []string{"ldconfig.service", "systemd-sysusers.service", "systemd-journal-catalog-update.service", "systemd-hwdb-update.service", "systemd-update-done.service"}
+
+// noFirstBootWork: none of firstBootUnits ran at this first boot.
+func noFirstBootWork(ctx context.Context, g *imagetest.Guest) error {
+	out, err := mustExec(ctx, g, "systemctl show -p Id,LoadState,ExecMainStartTimestampMonotonic "+strings.Join(firstBootUnits, " "))
+	if err != nil {
+		return err
+	}
+	var ran []string
+	for _, unit := range strings.Split(strings.TrimSpace(out), "\n\n") {
+		props := map[string]string{}
+		for _, l := range strings.Split(unit, "\n") {
+			k, v, _ := strings.Cut(l, "=")
+			props[k] = v
+		}
+		if props["LoadState"] == "loaded" && props["ExecMainStartTimestampMonotonic"] != "0" {
+			ran = append(ran, props["Id"])
+		}
+	}
+	if len(ran) > 0 {
+		return fmt.Errorf("first boot ran work the bake should have done: %s", strings.Join(ran, ", "))
+	}
+	return nil
 }
 
 // appRestarts: the app answers, and comes back after being killed.
