@@ -15,10 +15,20 @@ type Exec func(ctx context.Context, shell string) (output string, exitCode int, 
 
 // CloudInitState is what cloud-init reported in the guest.
 type CloudInitState struct {
-	Status   string   `json:"status"`   // done, error, disabled
+	Status   string   `json:"status"`   // done, error, disabled; running, not started when it never finished
 	ExitCode int      `json:"exitCode"` // of cloud-init status: 0 ok, 1 error, 2 recoverable error
 	Errors   []string `json:"errors"`
 	Warnings []string `json:"warnings"`
+
+	// When cloud-init never finished: the stage it was in or waiting for
+	// (status.json's names: init-local, init, modules-config,
+	// modules-final), and one line naming what held it up.
+	Stage     string `json:"stage,omitempty"`
+	Diagnosis string `json:"diagnosis,omitempty"`
+	// Evidence is what the guest said when cloud-init never finished:
+	// cloud-init status, its stages, the stage units' states and systemd's
+	// job queue. Reports carry it as their diagnostics.
+	Evidence string `json:"-"`
 }
 
 // WaitCloudInit waits for cloud-init in the guest to finish and reads its
@@ -27,6 +37,10 @@ type CloudInitState struct {
 // Python process that competes with cloud-init's own stages for a small
 // VM's CPU while it boots. Status and exit code mean what `cloud-init
 // status` reports: done (0), done with recoverable errors (2), error (1).
+//
+// When ctx ends first, kiln asks the guest where cloud-init stands — its
+// status, its stage units, systemd's jobs — and the error and the state
+// name the stage still running or waiting, and what holds it up.
 func WaitCloudInit(ctx context.Context, exec Exec) (CloudInitState, error) {
 	const wait = `while [ ! -s /run/cloud-init/result.json ]; do
 	if [ -e /etc/cloud/cloud-init.disabled ] || [ -e /run/cloud-init/disabled ]; then exit 3; fi
@@ -35,14 +49,24 @@ done
 cat /run/cloud-init/result.json`
 	out, code, err := exec(ctx, wait)
 	if err != nil || code == 3 {
-		// Say where cloud-init is, in cloud-init's own words.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		status, _, _ := exec(sctx, "cloud-init status --long 2>&1 | head -n 12")
 		if code == 3 && err == nil {
+			status, _, _ := exec(sctx, "cloud-init status --long 2>&1 | head -n 12")
 			return CloudInitState{Status: "disabled", ExitCode: 1}, fmt.Errorf("cloud-init is disabled in the guest: %s", strings.TrimSpace(status))
 		}
-		return CloudInitState{}, fmt.Errorf("waiting for cloud-init to finish: %w; cloud-init status says:\n%s", err, strings.TrimSpace(status))
+		// Say where cloud-init stands: the stage still running or waiting,
+		// from cloud-init's own view and its units'.
+		probe, _, perr := exec(sctx, stallProbe)
+		st := stallState(probe)
+		switch {
+		case st.Diagnosis != "":
+			return st, fmt.Errorf("waiting for cloud-init to finish: %w; %s", err, st.Diagnosis)
+		case strings.TrimSpace(probe) != "" && perr == nil:
+			st.Evidence = strings.TrimSpace(probe)
+			return st, fmt.Errorf("waiting for cloud-init to finish: %w; the guest says:\n%s", err, firstLines(st.Evidence, 12))
+		}
+		return st, fmt.Errorf("waiting for cloud-init to finish: %w (the guest did not say where cloud-init stands: %v)", err, perr)
 	}
 	res, err := ParseCloudInitResult([]byte(out))
 	if err != nil {

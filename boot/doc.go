@@ -3,7 +3,8 @@
 // image itself is never written), with a NoCloud seed and forwarded ports;
 // follow its serial console and stop waiting when it says the guest can
 // never come up; log in over SSH once commands really run; and read
-// cloud-init's verdict. The VM bake and kiln test use it; fleets and the
+// cloud-init's verdict, or, when it never comes, name the stage that holds
+// cloud-init up. The VM bake and kiln test use it; fleets and the
 // Packer plugin can, without importing the bake pipeline.
 //
 // A booted guest's disks, in order (so data disks get the names a recipe

@@ -96,8 +96,10 @@ type Report struct {
 	Notes     []string            `json:"notes"`
 	// ConsoleTail is the end of the serial console, when the test failed.
 	ConsoleTail string `json:"consoleTail,omitempty"`
-	// Diagnostics is what the guest says is wrong when checks fail:
-	// failed units and recent warnings from the journal.
+	// Diagnostics is what the guest says is wrong when checks fail
+	// (failed units and recent warnings from the journal), or when
+	// cloud-init never finishes (cloud-init status, its stage units,
+	// systemd's jobs; CloudInit.Diagnosis sums it up in a line).
 	Diagnostics string `json:"diagnostics,omitempty"`
 	// Job is the result of a job that powers the VM off when done.
 	Job *JobResult `json:"job,omitempty"`

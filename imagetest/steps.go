@@ -216,6 +216,9 @@ func (r *run) stepCloudInit(ctx context.Context) error {
 	st, err := boot.WaitCloudInit(r.bootCtx, r.exec)
 	r.rep.CloudInit = st
 	if err != nil {
+		// Never finished: the error names the stage that held it up; the
+		// report keeps what the guest said about it.
+		r.rep.Diagnostics = st.Evidence
 		return r.bootErr(ctx, err)
 	}
 	r.setBoot()

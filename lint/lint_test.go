@@ -78,6 +78,9 @@ var plants = map[string]func(t *testing.T, dir string){
 	"build-logs":      func(t *testing.T, d string) { write(t, d, "var/log/dpkg.log", "2026-11-26 install htop\n") },
 	"temp-files":      func(t *testing.T, d string) { write(t, d, "tmp/build.sh", "#!/bin/sh\n") },
 	"policy-rc":       func(t *testing.T, d string) { write(t, d, "usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n") },
+	"first-boot-work": func(t *testing.T, d string) {
+		write(t, d, "usr/lib/systemd/catalog/systemd.catalog", "-- f77379a8490b408bbe5f6940505a777b\nSubject: The journal has been started\n")
+	},
 }
 
 func rulesOf(vs []Violation) string {
@@ -172,7 +175,7 @@ func TestImage(t *testing.T) {
 	if !rep.Clean() || rep.OS != "Test Linux" || rep.Format != "qcow2" || rep.Root != "whole disk" {
 		t.Fatalf("clean image: %+v", rep)
 	}
-	for _, rule := range []string{"machine-id", "ssh-host-keys", "resolv-conf", "shell-history", "package-cache"} {
+	for _, rule := range []string{"machine-id", "ssh-host-keys", "resolv-conf", "shell-history", "package-cache", "first-boot-work"} {
 		dir := cleanTree(t)
 		plants[rule](t, dir)
 		rep, err := Image(ctx, mkImage(t, dir, false))

@@ -54,6 +54,7 @@ var Rules = []Rule{
 	{"build-logs", "no journal or package manager logs from the build", nonEmpty("build log", "var/log/journal/*", "var/log/apt/*.log", "var/log/dpkg.log", "var/log/bootstrap.log")},
 	{"temp-files", "empty /tmp and /var/tmp", present("temporary file", "tmp/*", "var/tmp/*")},
 	{"policy-rc", "no policy-rc.d left from the build: it would keep services from starting", present("policy-rc.d", "usr/sbin/policy-rc.d")},
+	{"first-boot-work", "first boot has nothing to rebuild: update stamps not older than /usr, ld.so.cache, journal catalog, hwdb.bin", checkFirstBootWork},
 }
 
 // RuleNames lists every rule, the free-space rule included.
