@@ -37,7 +37,7 @@ func (b *Builder) resolveSuite(ctx context.Context, plan *recipes.Plan, base rec
 	if _, ok := recipes.LookupRelease(codename); !ok {
 		return "", &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
 			Msg: fmt.Sprintf("%s is %q on the mirror %s, a release this kiln does not build; name one it does: %s",
-				base, codename, m.Archive, recipes.SupportedReleases())}
+				base, codename, m.Archive, recipes.SupportedCodenames())}
 	}
 	b.note("base", "%s is debian:%s on %s", base, codename, m.Archive)
 	return codename, nil

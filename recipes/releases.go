@@ -135,16 +135,25 @@ func releaseNames() []string {
 // "debian:trixie (Debian 13, the default), debian:bookworm (Debian 12), and
 // the aliases debian:stable and debian:oldstable".
 func SupportedReleases() string {
-	var parts, aliases []string
+	var aliases []string
+	for _, r := range releases {
+		aliases = append(aliases, "debian:"+r.Alias)
+	}
+	return SupportedCodenames() + ", and the aliases " + strings.Join(aliases, " and ")
+}
+
+// SupportedCodenames names the supported releases themselves:
+// "debian:trixie (Debian 13, the default), debian:bookworm (Debian 12)".
+func SupportedCodenames() string {
+	var parts []string
 	for _, r := range releases {
 		s := fmt.Sprintf("debian:%s (Debian %s", r.Codename, r.Version)
 		if r.Default {
 			s += ", the default"
 		}
 		parts = append(parts, s+")")
-		aliases = append(aliases, "debian:"+r.Alias)
 	}
-	return strings.Join(parts, ", ") + ", and the aliases " + strings.Join(aliases, " and ")
+	return strings.Join(parts, ", ")
 }
 
 // otherSuites are Debian names kiln knows it does not build, with why.
