@@ -131,6 +131,7 @@ func (b *Builder) packageBaseImage(ctx context.Context, plan *recipes.Plan, base
 		return nil, err
 	}
 	img.done = release
+	img.Suite = m.Base.Suite
 	return img, nil
 }
 
@@ -141,7 +142,11 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 	if st.mirrors, err = b.mirrors(plan); err != nil {
 		return "", false, err
 	}
-	st.pbase = newPackageBase(base, st.mirrors)
+	suite, err := b.resolveSuite(ctx, plan, base, st.mirrors)
+	if err != nil {
+		return "", false, err
+	}
+	st.pbase = newPackageBase(suite, st.mirrors)
 	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
 		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
 	inCache := func() bool {
@@ -278,7 +283,7 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 		return err
 	}
 	m.Recipe.ImageKey = st.key
-	m.Base = manifest.Base{Ref: st.base.String(), Kind: manifest.BasePackages, Key: st.pbase.Key(), Sources: st.pbase.Sources}
+	m.Base = st.manifestBase()
 	st.manifest = m
 	if err := settleCaches(ctx, &chroot{dir: st.tree.dir}); err != nil {
 		return err
@@ -292,6 +297,12 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	}
 	step.End("")
 	return nil
+}
+
+// manifestBase is the manifest's record of a package base: the recipe's
+// ref, the release built (an alias resolved), its key and sources.
+func (st *bakeState) manifestBase() manifest.Base {
+	return manifest.Base{Ref: st.base.String(), Kind: manifest.BasePackages, Suite: st.pbase.Suite, Key: st.pbase.Key(), Sources: st.pbase.Sources}
 }
 
 func (b *Builder) stepAssemble(ctx context.Context, st *bakeState) error {

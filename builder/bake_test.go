@@ -53,7 +53,7 @@ func (f *fakeBake) steps(b *Builder) func() []bakeStep {
 					return err
 				}
 				m.Recipe.ImageKey = st.key
-				m.Base = manifest.Base{Ref: "debian:bookworm", Kind: manifest.BasePackages}
+				m.Base = st.manifestBase()
 				m.Disk = manifest.Disk{Format: "qcow2", Compression: "zstd", Firmware: []string{"bios"}, VirtualSize: 1 << 30, FileSize: sum.Size}
 				m.Artifacts = []manifest.Artifact{{Name: "image.qcow2", Size: sum.Size, SHA256: sum.String()}}
 				m.Build = manifest.Build{Mode: "offline"}

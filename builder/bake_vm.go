@@ -333,7 +333,7 @@ func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image str
 	}
 	d := plan.Recipe.Disk
 	m.Recipe.ImageKey = key
-	m.Base = manifest.Base{Ref: base.Ref, Kind: manifest.BaseImage, Digest: "sha256:" + base.SHA256}
+	m.Base = manifest.Base{Ref: base.Ref, Kind: manifest.BaseImage, Suite: base.Suite, Digest: "sha256:" + base.SHA256}
 	m.Disk = manifest.Disk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware, VirtualSize: int64(d.Size), FileSize: sum.Size}
 	m.Artifacts = []manifest.Artifact{{Name: filepath.Base(image), Size: sum.Size, SHA256: sum.String()}}
 	m.Build = manifest.Build{Mode: "vm", Duration: manifest.Duration(time.Since(started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix()}

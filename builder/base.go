@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/progress"
-	"github.com/kiln-project/kiln/recipes"
 )
 
 // baseLayout names the layout of package bases; bump it when basePackages
@@ -52,8 +51,10 @@ type packageBase struct {
 	Packages []string `json:"packages"`
 }
 
-func newPackageBase(b recipes.Base, mirrors Mirrors) packageBase {
-	return packageBase{Layout: baseLayout, Suite: b.Suite, Arch: "amd64", Sources: mirrors.SourceLines(b.Suite), Packages: basePackages}
+// newPackageBase describes the base of a release, by codename (an alias
+// resolved: resolveSuite).
+func newPackageBase(suite string, mirrors Mirrors) packageBase {
+	return packageBase{Layout: baseLayout, Suite: suite, Arch: "amd64", Sources: mirrors.SourceLines(suite), Packages: basePackages}
 }
 
 // Key is the content key of the base's inputs.

@@ -24,6 +24,7 @@ type imageBase struct {
 	done   func()
 	SHA256 string // hex digest of the file
 	Ref    string // what the recipe said
+	Suite  string // a package base baked into an image: its release's codename
 }
 
 // release lets go of the cache entry the base was read from.

@@ -48,8 +48,12 @@ type Recipe struct {
 
 // Base identifies what the image was built from.
 type Base struct {
-	Ref     string   `json:"ref"`
-	Kind    string   `json:"kind"`              // packages, image
+	Ref  string `json:"ref"`
+	Kind string `json:"kind"` // packages, image
+	// Suite is the Debian release a package base was built from, by
+	// codename: what Ref names, with an alias (debian:stable) resolved
+	// through the mirror's Release file at bake time.
+	Suite   string   `json:"suite,omitempty"`
 	Key     string   `json:"key,omitempty"`     // packages: cache key of the base's inputs
 	Digest  string   `json:"digest,omitempty"`  // image: sha256 of the base image
 	Sources []string `json:"sources,omitempty"` // packages: apt sources

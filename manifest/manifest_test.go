@@ -12,10 +12,10 @@ func sample() *Manifest {
 	return &Manifest{
 		Kiln:      Kiln{Version: "dev", ImageLayout: "kiln-image-v8"},
 		Recipe:    Recipe{Name: "web", File: "web.yaml", Digest: "sha256:" + strings.Repeat("ab", 32), ImageKey: "k", Roles: []string{"app-host"}},
-		Base:      Base{Ref: "debian:bookworm", Kind: BasePackages, Key: "b"},
-		OS:        OS{Distro: "debian", Release: "bookworm", Kernel: "6.1.0", CloudInit: "22.4", Systemd: "252"},
+		Base:      Base{Ref: "debian:stable", Kind: BasePackages, Suite: "trixie", Key: "b"},
+		OS:        OS{Distro: "debian", Release: "trixie", Kernel: "6.12.118+deb13-cloud-amd64", CloudInit: "25.1.4-1+deb13u1", Systemd: "257.13-1~deb13u1"},
 		Disk:      Disk{Format: "qcow2", Compression: "zstd", Firmware: []string{"bios", "uefi"}, VirtualSize: 4 << 30, FileSize: 1 << 27},
-		Packages:  []Package{{Name: "systemd", Version: "252", Arch: "amd64"}},
+		Packages:  []Package{{Name: "systemd", Version: "257.13-1~deb13u1", Arch: "amd64"}},
 		Artifacts: []Artifact{{Name: "web.qcow2", Size: 1 << 27, SHA256: "sha256:" + strings.Repeat("cd", 32)}},
 		Checks: []Check{
 			{Name: "http :80/", HTTP: &HTTPCheck{Port: 80, Path: "/", Status: 200}, Timeout: Duration(2 * time.Minute)},
@@ -31,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
-	for _, want := range []string{`"schemaVersion": 1`, `"timeout": "2m"`, `"timeout": "1m30s"`, `"duration": "1m14.5s"`, `"exitCode": 0`} {
+	for _, want := range []string{`"schemaVersion": 1`, `"suite": "trixie"`, `"timeout": "2m"`, `"timeout": "1m30s"`, `"duration": "1m14.5s"`, `"exitCode": 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("written manifest lacks %s:\n%s", want, b)
 		}
@@ -40,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Checks[1].Timeout.D() != 90*time.Second || m.Build.Duration.D() != 74500*time.Millisecond || m.Package("systemd") != "252" {
+	if m.Checks[1].Timeout.D() != 90*time.Second || m.Build.Duration.D() != 74500*time.Millisecond || m.Package("systemd") != "257.13-1~deb13u1" || m.Base.Suite != "trixie" {
 		t.Errorf("read back %+v", m)
 	}
 }
@@ -78,6 +78,7 @@ func TestSchemaRejects(t *testing.T) {
 		"unknown format":    func(m *Manifest) { m.Disk.Format = "vmdk" },
 		"unknown firmware":  func(m *Manifest) { m.Disk.Firmware = []string{"coreboot"} },
 		"artifact with dir": func(m *Manifest) { m.Artifacts[0].Name = "../x.qcow2" },
+		"suite not a name":  func(m *Manifest) { m.Base.Suite = "Debian 13" },
 	} {
 		m := sample()
 		edit(m)

@@ -10,7 +10,7 @@ import (
 type BaseKind int
 
 const (
-	// BasePackages is a base built from distribution packages (debian:bookworm).
+	// BasePackages is a base built from distribution packages (debian:trixie).
 	BasePackages BaseKind = iota
 	// BaseFile is a disk image on the local file system.
 	BaseFile
@@ -24,7 +24,7 @@ const (
 type Base struct {
 	Kind   BaseKind
 	Distro string // BasePackages: "debian"
-	Suite  string // BasePackages: "bookworm"
+	Suite  string // BasePackages: a supported release ("trixie") or an alias ("stable"), see IsAlias
 	Path   string // BaseFile
 	URL    string // BaseURL, without the fragment
 	SHA256 string // BaseURL: expected digest of the image, or of the sums file's entry
@@ -32,14 +32,14 @@ type Base struct {
 	Ref    string // BaseOCI: registry reference without the oci:// scheme
 }
 
-// Distros kiln can build from packages, with the suites it knows.
+// Distros kiln can build from packages; their releases are in releases.go.
 var packageDistros = map[string]bool{"debian": true}
 
 // ParseBase reads a recipe's base field.
 func ParseBase(s string) (Base, error) {
 	switch {
 	case s == "":
-		return Base{}, fmt.Errorf("missing base (e.g. debian:bookworm, ./base.qcow2, https://host/image.qcow2#sha256=<hex>, oci://registry/repo:tag)")
+		return Base{}, fmt.Errorf("missing base (e.g. %s, ./base.qcow2, https://host/image.qcow2#sha256=<hex>, oci://registry/repo:tag)", DefaultBase)
 	case strings.HasPrefix(s, "oci://"):
 		ref := strings.TrimPrefix(s, "oci://")
 		if ref == "" || strings.ContainsAny(ref, " \t") || !strings.Contains(ref, "/") {
@@ -53,11 +53,14 @@ func ParseBase(s string) (Base, error) {
 		return Base{Kind: BaseFile, Path: s}, nil
 	}
 	distro, suite, ok := strings.Cut(s, ":")
-	if !ok || !suiteRE.MatchString(suite) {
-		return Base{}, fmt.Errorf("invalid base %q (want debian:<suite> like debian:bookworm, a ./path.qcow2, an https:// URL with #sha256=, or oci://)", s)
+	if !ok || suite == "" {
+		return Base{}, fmt.Errorf("invalid base %q (want debian:<release> like %s, a ./path.qcow2, an https:// URL with #sha256=, or oci://)", s, DefaultBase)
 	}
 	if !packageDistros[distro] {
 		return Base{}, fmt.Errorf("kiln builds package bases for debian only, not %q; use a cloud image file or URL as base instead", distro)
+	}
+	if _, ok := LookupRelease(suite); !ok && !IsReleaseAlias(suite) {
+		return Base{}, unsupportedRelease(suite)
 	}
 	return Base{Kind: BasePackages, Distro: distro, Suite: suite}, nil
 }
@@ -86,6 +89,10 @@ func parseURLBase(s string) (Base, error) {
 	}
 	return b, nil
 }
+
+// IsAlias reports a package base named by an archive alias (debian:stable):
+// the mirror's Release file says at bake time which release it is.
+func (b Base) IsAlias() bool { return b.Kind == BasePackages && IsReleaseAlias(b.Suite) }
 
 func (b Base) String() string {
 	switch b.Kind {

@@ -3,8 +3,8 @@ package recipes
 import "time"
 
 // DefaultBase is the base a recipe gets when it names none: built from
-// packages, no download needed.
-const DefaultBase = "debian:bookworm"
+// packages, no download needed, Debian's current stable release.
+const DefaultBase = "debian:" + DefaultRelease
 
 // Default fills every unset field with its documented default. It is pure:
 // no I/O, no validation.

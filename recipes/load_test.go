@@ -237,7 +237,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Base != "debian:bookworm" || r.Disk.Format != "qcow2" || r.Disk.Compression != "zstd" ||
+	if r.Base != "debian:trixie" || r.Disk.Format != "qcow2" || r.Disk.Compression != "zstd" ||
 		r.Disk.Size != 4<<30 || strings.Join(r.Disk.Firmware, ",") != "bios,uefi" || r.Bake.Mode != "auto" || r.Boot.Hostname != "{instance}" {
 		t.Fatalf("defaults: %+v", r)
 	}

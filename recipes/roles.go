@@ -84,6 +84,9 @@ type RoleInfo struct {
 	Name    string      `json:"name"`
 	Summary string      `json:"summary"`
 	Params  []ParamInfo `json:"params"`
+	// Software is what the role installs or relies on, with the version
+	// each supported release brings (see Releases).
+	Software []RoleSoftware `json:"software"`
 }
 
 // ParamInfo documents one parameter. Nested structures are flattened with
@@ -100,7 +103,7 @@ func Roles() []RoleInfo {
 	var out []RoleInfo
 	for _, name := range RoleNames() {
 		def := roleDefs[name]
-		out = append(out, RoleInfo{Name: name, Summary: def.summary, Params: describeParams(reflect.ValueOf(def.new()).Elem(), "")})
+		out = append(out, RoleInfo{Name: name, Summary: def.summary, Params: describeParams(reflect.ValueOf(def.new()).Elem(), ""), Software: softwareOf(name)})
 	}
 	return out
 }

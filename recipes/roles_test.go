@@ -54,7 +54,7 @@ func TestRoleAppHost(t *testing.T) {
       cpuQuota: 50%
 `})
 	u := planUnit(t, p, "shop.service")
-	contains(t, "unit", u.Content, "User=shop", "ExecStart=/opt/shop/app", "Restart=always", "NoNewPrivileges=yes",
+	contains(t, "unit", u.Content, "After=network-online.target cloud-init.service cloud-init-network.service\n", "User=shop", "ExecStart=/opt/shop/app", "Restart=always", "NoNewPrivileges=yes",
 		"ProtectSystem=strict", "StateDirectory=shop", "MemoryMax=268435456", "CPUQuota=50%", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
 		"EnvironmentFile=-/etc/shop/app.env", "Environment=PORT=80")
 	contains(t, "env file", planFile(t, p, "/etc/shop/app.env"), `MODE="prod"`)

@@ -67,7 +67,7 @@ func TestSyntaxErrorRecovery(t *testing.T) {
 		{"required field in a set-aside block", map[string]string{"r.yaml": "name: web\n  apiVersion: kiln/v1\nbase: debian:Bookworm\n"},
 			[]string{
 				`r.yaml:2:3: YAML syntax: mapping values are not allowed in this context; name (lines 1-2) was set aside and the rest of the recipe checked`,
-				`r.yaml:3:7: base: invalid base "debian:Bookworm" (want debian:<suite> like debian:bookworm, a ./path.qcow2, an https:// URL with #sha256=, or oci://)`,
+				`r.yaml:3:7: base: unsupported Debian release "Bookworm" (did you mean debian:bookworm?); supported: ` + supported,
 			}},
 		{"broken extends", map[string]string{"r.yaml": "apiVersion: kiln/v1\nname: web\nextends: \"base.yaml\nbake: {packages: [Bad]}\n"},
 			[]string{`r.yaml:3:1: YAML syntax: found unexpected end of stream` + notChecked}},

@@ -102,7 +102,6 @@ var (
 	envNameRE  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	cryptRE    = lazyre.New(`^\$(1|5|6|y|gy|2[abxy]?|7)\$[^\s:]+$`)
 	timezoneRE = lazyre.New(`^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2})$`)
-	suiteRE    = lazyre.New(`^[a-z]+$`)
 	sha256RE   = lazyre.New(`^[0-9a-f]{64}$`)
 	sshKeyRE   = lazyre.New(`^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$`)
 )

@@ -18,9 +18,12 @@ func newBakeCommand() *cobra.Command {
 		Short: "Bake a recipe into a bootable, clean, compressed golden image",
 		Long: `Builds the recipe's golden image, with a manifest beside it.
 
-A package base (debian:<suite>) is built with mmdebstrap and cached, and the
-bake section is applied offline in the file tree (no VM): then sysprep, a GPT
-disk that boots under BIOS and UEFI, and qcow2 with zstd-compressed clusters.
+A package base (debian:trixie, the default, or debian:bookworm) is built with
+mmdebstrap and cached, and the bake section is applied offline in the file
+tree (no VM): then sysprep, a GPT disk that boots under BIOS and UEFI, and
+qcow2 with zstd-compressed clusters. debian:stable and debian:oldstable are
+the release the mirror's Release file names at bake time (recorded in the
+manifest as base.suite); it must be one kiln supports.
 
 An image base (./file.qcow2, https://...#sha256=..., a SHA256SUMS URL) is
 downloaded and verified, then booted once under QEMU with a bake seed:

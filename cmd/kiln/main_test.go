@@ -259,12 +259,79 @@ func TestRoles(t *testing.T) {
 			t.Errorf("kiln roles lacks %s", name)
 		}
 	}
+	// Which release brings which version: the base's software, then each role's.
+	for _, line := range []string{"Debian releases: debian:trixie (13, stable, the default), debian:bookworm (12, oldstable)",
+		"  SOFTWARE      TRIXIE  BOOKWORM", "  Linux kernel  6.12    6.1", "  cloud-init    25.1    22.4"} {
+		if !strings.Contains(r.stdout, line+"\n") {
+			t.Errorf("kiln roles lacks the line %q:\n%s", line, r.stdout)
+		}
+	}
+	r = run(t, t.TempDir(), nil, "roles", "database")
+	if !strings.Contains(r.stdout, "  SOFTWARE    TRIXIE  BOOKWORM\n  PostgreSQL  17      15\n") || strings.Contains(r.stdout, "Linux kernel") {
+		t.Errorf("kiln roles database: PostgreSQL versions per release, and only the role's:\n%s", r.stdout)
+	}
 	r = run(t, t.TempDir(), nil, "roles", "database", "--output", "json")
 	var env struct {
-		Data struct{ Roles []map[string]any }
+		Data struct {
+			Roles []struct {
+				Name     string
+				Software []struct {
+					Package, Name string
+					Versions      map[string]string
+				}
+			}
+			Releases []struct {
+				Codename, Version, Alias string
+				Default                  bool
+				Versions                 map[string]string
+			}
+		}
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || len(env.Data.Roles) != 1 || env.Data.Roles[0]["name"] != "database" {
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || len(env.Data.Roles) != 1 || env.Data.Roles[0].Name != "database" {
 		t.Fatalf("roles json: %v %q", err, r.stdout)
+	}
+	sw := env.Data.Roles[0].Software
+	if len(sw) != 1 || sw[0].Package != "postgresql" || sw[0].Versions["trixie"] != "17" || sw[0].Versions["bookworm"] != "15" {
+		t.Errorf("database software in json: %+v", sw)
+	}
+	rel := env.Data.Releases
+	if len(rel) != 2 || rel[0].Codename != "trixie" || !rel[0].Default || rel[0].Alias != "stable" || rel[0].Versions["haproxy"] != "3.0" ||
+		rel[1].Codename != "bookworm" || rel[1].Version != "12" || rel[1].Versions["haproxy"] != "2.6" {
+		t.Errorf("releases in json: %+v", rel)
+	}
+}
+
+// TestUnsupportedRelease: recipe validate refuses a Debian release kiln does
+// not build at the base field, lists what it builds and suggests the
+// nearest; the aliases validate.
+func TestUnsupportedRelease(t *testing.T) {
+	dir := t.TempDir()
+	const supported = "supported: debian:trixie (Debian 13, the default), debian:bookworm (Debian 12), and the aliases debian:stable and debian:oldstable"
+	for name, base := range map[string]string{"typo": "debian:bookwrom", "sid": "debian:sid", "buster": "debian:buster", "stable": "debian:stable", "oldstable": "debian:oldstable"} {
+		os.WriteFile(filepath.Join(dir, name+".yaml"), []byte("apiVersion: kiln/v1\nname: web\nbase: "+base+"\n"), 0o644)
+	}
+	for name, want := range map[string]string{
+		"typo":   `typo.yaml:3:7: base: unsupported Debian release "bookwrom" (did you mean debian:bookworm?); ` + supported,
+		"sid":    `sid.yaml:3:7: base: unsupported Debian release "sid" (Debian's unstable distribution, which changes daily); ` + supported,
+		"buster": `buster.yaml:3:7: base: unsupported Debian release "buster" (Debian 10, older than kiln supports); ` + supported,
+	} {
+		r := run(t, dir, nil, "recipe", "validate", name+".yaml")
+		if r.code != 2 || !strings.Contains(r.stderr, want+"\n") {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and %q", name, r.code, r.stderr, want)
+		}
+	}
+	r := run(t, dir, nil, "recipe", "validate", "--output", "json", "typo.yaml")
+	var env struct {
+		Data struct{ Recipes []validateResult }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || len(env.Data.Recipes) != 1 || len(env.Data.Recipes[0].Problems) != 1 {
+		t.Fatalf("%v: %q", err, r.stdout)
+	}
+	if p := env.Data.Recipes[0].Problems[0]; p.Line != 3 || p.Col != 7 || p.Path != "base" || !strings.Contains(p.Message, "did you mean debian:bookworm?") {
+		t.Errorf("problem: %+v", p)
+	}
+	if r := run(t, dir, nil, "recipe", "validate", "stable.yaml", "oldstable.yaml"); r.code != 0 {
+		t.Errorf("the aliases: exit %d, %s", r.code, r.stderr)
 	}
 }
 

@@ -23,7 +23,10 @@ func newRecipeValidateCommand() *cobra.Command {
 		Long: `Checks each recipe strictly (unknown keys, types, values, role parameters)
 and renders its bake, boot and full cloud-configs, validating them against
 cloud-init's schema. Secrets are not resolved: placeholders stand in for them.
-Errors are printed as file:line:col: path: message.`,
+Errors are printed as file:line:col: path: message.
+
+A package base must be a Debian release kiln supports: ` + recipes.SupportedReleases() + `.
+A recipe without a base gets ` + recipes.DefaultBase + `.`,
 		Args: minArgs(1),
 		RunE: recipeValidateAction,
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -12,7 +13,11 @@ import (
 func newRolesCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "roles [ROLE]",
-		Short: "List the built-in roles with their parameters and defaults",
+		Short: "List the built-in roles with their parameters, defaults and software versions",
+		Long: `Lists the built-in roles: what each does, the software it brings with the
+version each supported Debian release ships (a recipe's base chooses the
+release; the parameters are the same on every release), and its parameters
+with their types and defaults.`,
 		Example: `  kiln roles
   kiln roles database
   kiln roles --output json`,
@@ -36,14 +41,23 @@ func rolesAction(cmd *cobra.Command, args []string) error {
 		roles = []recipes.RoleInfo{ri}
 	}
 	if jsonOutput() {
-		return printResult(cmd, map[string]any{"roles": roles})
+		return printResult(cmd, map[string]any{"roles": roles, "releases": recipes.Releases(), "baseSoftware": recipes.BaseSoftware()})
 	}
 	w := cmd.OutOrStdout()
+	if len(args) == 0 {
+		fmt.Fprintf(w, "Debian releases: %s\n\nevery image\n", releaseLine())
+		softwareTable(w, recipes.BaseSoftware())
+		fmt.Fprintln(w)
+	}
 	for i, r := range roles {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "%s\n  %s\n\n", r.Name, r.Summary)
+		if len(r.Software) > 0 {
+			softwareTable(w, r.Software)
+			fmt.Fprintln(w)
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tDESCRIPTION")
 		for _, p := range r.Params {
@@ -59,4 +73,37 @@ func rolesAction(cmd *cobra.Command, args []string) error {
 		tw.Flush()
 	}
 	return nil
+}
+
+// releaseLine names the supported releases: "debian:trixie (13, stable,
+// the default), debian:bookworm (12, oldstable)".
+func releaseLine() string {
+	var parts []string
+	for _, r := range recipes.Releases() {
+		p := fmt.Sprintf("debian:%s (%s, %s", r.Codename, r.Version, r.Alias)
+		if r.Default {
+			p += ", the default"
+		}
+		parts = append(parts, p+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// softwareTable prints software with one column of versions per release.
+func softwareTable(w io.Writer, sw []recipes.RoleSoftware) {
+	rels := recipes.Releases()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "  SOFTWARE")
+	for _, r := range rels {
+		fmt.Fprintf(tw, "\t%s", strings.ToUpper(r.Codename))
+	}
+	fmt.Fprintln(tw)
+	for _, s := range sw {
+		fmt.Fprintf(tw, "  %s", s.Name)
+		for _, r := range rels {
+			fmt.Fprintf(tw, "\t%s", s.Versions[r.Codename])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }

@@ -52,10 +52,15 @@ func benchBake() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The release kiln built: examples/proxy.yaml names the default one.
+	suite := res.Info.Base.Suite
+	if suite == "" {
+		suite = recipes.DefaultRelease
+	}
 	pkgs := append(builder.BasePackages(), plan.Packages...)
 	args := []string{"--variant=apt", "--mode=root", "--include=" + strings.Join(pkgs, ","),
-		"--aptopt=APT::Install-Recommends \"false\"", "bookworm", filepath.Join(work, "reference.tar")}
-	args = append(args, mirrors.SourceLines("bookworm")...)
+		"--aptopt=APT::Install-Recommends \"false\"", suite, filepath.Join(work, "reference.tar")}
+	args = append(args, mirrors.SourceLines(suite)...)
 	t0 = time.Now()
 	if out, err := exec.CommandContext(ctx, "mmdebstrap", args...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("reference mmdebstrap: %v: %s", err, tail(out))

@@ -1,10 +1,15 @@
 // Package docgen renders reference tables into the Markdown docs, between
 // markers, from the code that defines what kiln accepts: the recipe fields
-// in docs/recipes.md and every role's parameters in docs/roles.md.
+// in docs/recipes.md, every role's parameters in docs/roles.md, and the
+// software versions each supported Debian release brings, per role and for
+// every image (software:base).
 //
 //	<!-- params:app-host -->
 //	(generated table)
 //	<!-- end params -->
+//	<!-- software:database -->
+//	(generated table)
+//	<!-- end software -->
 package docgen
 
 import (
@@ -15,7 +20,10 @@ import (
 	"github.com/kiln-project/kiln/recipes"
 )
 
-var block = regexp.MustCompile(`(?s)<!-- params:([a-z-]+) -->\n.*?<!-- end params -->`)
+var (
+	block         = regexp.MustCompile(`(?s)<!-- params:([a-z-]+) -->\n.*?<!-- end params -->`)
+	softwareBlock = regexp.MustCompile(`(?s)<!-- software:([a-z-]+) -->\n.*?<!-- end software -->`)
+)
 
 // Files are the docs with generated tables, relative to the repository root.
 var Files = map[string]func(string) (string, error){
@@ -59,6 +67,26 @@ func UpdateRoles(doc string) (string, error) {
 			errs = append(errs, fmt.Sprintf("no <!-- params:%s --> table", n))
 		}
 	}
+	seenSW := map[string]bool{}
+	out = softwareBlock.ReplaceAllStringFunc(out, func(m string) string {
+		name := softwareBlock.FindStringSubmatch(m)[1]
+		sw := recipes.BaseSoftware()
+		if name != "base" {
+			ri, ok := recipes.DescribeRole(name)
+			if !ok {
+				errs = append(errs, fmt.Sprintf("software table for unknown role %q", name))
+				return m
+			}
+			sw = ri.Software
+		}
+		seenSW[name] = true
+		return "<!-- software:" + name + " -->\n" + SoftwareTable(sw) + "<!-- end software -->"
+	})
+	for _, ri := range append([]recipes.RoleInfo{{Name: "base", Software: recipes.BaseSoftware()}}, recipes.Roles()...) {
+		if len(ri.Software) > 0 && !seenSW[ri.Name] {
+			errs = append(errs, fmt.Sprintf("no <!-- software:%s --> table", ri.Name))
+		}
+	}
 	if len(errs) > 0 {
 		return "", fmt.Errorf("docs/roles.md: %s", strings.Join(errs, "; "))
 	}
@@ -75,6 +103,30 @@ func Table(ri recipes.RoleInfo) string {
 			def = "`" + p.Default + "`"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", p.Name, p.Type, def, strings.ReplaceAll(p.Doc, "|", `\|`))
+	}
+	return b.String()
+}
+
+// SoftwareTable renders software with its version per supported release,
+// one column per release, newest first.
+func SoftwareTable(sw []recipes.RoleSoftware) string {
+	var b strings.Builder
+	rels := recipes.Releases()
+	b.WriteString("| software |")
+	for _, r := range rels {
+		def := ""
+		if r.Default {
+			def = ", the default"
+		}
+		fmt.Fprintf(&b, " `debian:%s` (Debian %s, %s%s) |", r.Codename, r.Version, r.Alias, def)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(rels)) + "\n")
+	for _, s := range sw {
+		fmt.Fprintf(&b, "| %s (`%s`) |", s.Name, s.Package)
+		for _, r := range rels {
+			fmt.Fprintf(&b, " %s |", s.Versions[r.Codename])
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
