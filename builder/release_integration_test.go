@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,5 +144,62 @@ func TestVersionIs(t *testing.T) {
 		if got := versionIs(c.debian, c.want); got != c.ok {
 			t.Errorf("versionIs(%q, %q) = %v", c.debian, c.want, got)
 		}
+	}
+}
+
+// TestGuestCloudInitAcceptsExamples: the cloud-init of each supported
+// release — its own `cloud-init schema`, run inside the release's base —
+// accepts every stage of every example as kiln renders it. (The host's
+// cloud-init checks the same in examples; this is the guests' view, and
+// the check that kiln's embedded 25.1 schema matches trixie's.)
+func TestGuestCloudInitAcceptsExamples(t *testing.T) {
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	for _, tool := range []string{"mmdebstrap", "unshare", "tar"} {
+		testutil.NeedTool(t, tool)
+	}
+	mirrors, err := HostMirrors("/etc/apt")
+	if err != nil {
+		testutil.Unavailable(t, "no Debian mirror in the host's apt sources: %v", err)
+	}
+	examples, _ := filepath.Glob("../examples/*.yaml")
+	if len(examples) == 0 {
+		t.Fatal("no examples")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	b := New(Options{CacheDir: testutil.CacheDir(t)})
+	for _, r := range recipes.Releases() {
+		t.Run(r.Codename, func(t *testing.T) {
+			tree := root{dir: filepath.Join(t.TempDir(), "root")}
+			if err := b.ensureBase(ctx, newPackageBase(r.Codename, mirrors), tree.dir); err != nil {
+				t.Fatal(err)
+			}
+			var docs []string
+			for _, f := range examples {
+				plan, err := recipes.LoadPlan(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, stage := range []recipes.Stage{recipes.StageBoot, recipes.StageBake, recipes.StageFull} {
+					seed, err := plan.Seed(recipes.Instance{}, stage, recipes.PlaceholderResolver())
+					if err != nil {
+						t.Fatal(err)
+					}
+					name := fmt.Sprintf("/tmp/%s-%s.yaml", strings.TrimSuffix(filepath.Base(f), ".yaml"), stage)
+					if err := tree.writeFile(name, seed.UserData, 0o600, 0, 0); err != nil {
+						t.Fatal(err)
+					}
+					docs = append(docs, name)
+				}
+			}
+			ch := &chroot{dir: tree.dir}
+			for _, d := range docs {
+				out, err := ch.run(ctx, "cloud-init schema "+d, nil, "cloud-init", "schema", "-c", d)
+				if err != nil || !strings.Contains(out, "Valid schema") && !strings.Contains(out, "Valid cloud-config") {
+					t.Errorf("%s's cloud-init (%s) rejects %s: %v\n%s", r.Codename, r.Versions["cloud-init"], d, err, out)
+				}
+			}
+		})
 	}
 }
