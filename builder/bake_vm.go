@@ -140,13 +140,15 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 	// guest: bake-finish applies the classic-only masks and the network
 	// stage's skip where the units are the classic ones.
 	tuning, masks, classicMasks := cloudConfigTuning(ds, true), strings.Join(tuningMasks, "\n")+"\n", strings.Join(classicStageMasks, "\n")+"\n"
+	generators := strings.Join(generatorMasks, "\n") + "\n"
 	if b.opts.NoBootTuning {
-		tuning, masks, classicMasks = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n", "", ""
+		tuning, masks, classicMasks, generators = "# Written by kiln: no boot-time tuning (a benchmark baseline).\n", "", "", ""
 	}
 	files := []recipes.PlanFile{
 		{Path: "/var/lib/kiln-bake/99-kiln.cfg", Content: []byte(tuning), Mode: 0o644, Owner: "root:root"},
 		{Path: "/var/lib/kiln-bake/mask", Content: []byte(masks), Mode: 0o644, Owner: "root:root"},
 		{Path: "/var/lib/kiln-bake/mask-classic", Content: []byte(classicMasks), Mode: 0o644, Owner: "root:root"},
+		{Path: "/var/lib/kiln-bake/mask-generators", Content: []byte(generators), Mode: 0o644, Owner: "root:root"},
 		{Path: "/var/lib/kiln-bake/machine-id", Content: []byte(machineID(!b.opts.NoBootTuning)), Mode: 0o644, Owner: "root:root"},
 		{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
 		{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},

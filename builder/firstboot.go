@@ -2,9 +2,13 @@ package builder
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -88,4 +92,58 @@ func writeUpdateStamps(r root) error {
 		}
 	}
 	return nil
+}
+
+// timestampPycs makes the tree's Python bytecode validate by the source's
+// time and size, as a stock Debian system's does, instead of by a hash of
+// the source. Python compiles checked-hash .pyc files whenever
+// SOURCE_DATE_EPOCH is set, as it is while kiln builds bases; each import
+// of one reads and hashes the whole source file — seconds of a small VM's
+// first boot for cloud-init alone. The code in the file is the same in both
+// forms (PEP 552): only the 16-byte header changes.
+func timestampPycs(r root) error {
+	return filepath.WalkDir(r.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".pyc") || filepath.Base(filepath.Dir(p)) != "__pycache__" {
+			return err
+		}
+		// __pycache__/mod.cpython-313.pyc (or .opt-1.pyc) is mod.py's.
+		mod, _, _ := strings.Cut(d.Name(), ".")
+		src, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(p)), mod+".py"))
+		if err != nil || !src.Mode().IsRegular() {
+			return nil // no source beside it: nothing to validate against
+		}
+		return pycToTimestamp(p, src)
+	})
+}
+
+// pycToTimestamp rewrites one .pyc's header: flags 0, then the source's
+// mtime and size (each modulo 2^32, as Python compares them).
+func pycToTimestamp(path string, src fs.FileInfo) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var h [16]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return nil // not a .pyc Python would load either
+	}
+	flags := binary.LittleEndian.Uint32(h[4:8])
+	if h[2] != '\r' || h[3] != '\n' || flags&1 == 0 {
+		return nil // not bytecode, or already timestamp-based
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(h[4:8], 0)
+	binary.LittleEndian.PutUint32(h[8:12], uint32(src.ModTime().Unix()))
+	binary.LittleEndian.PutUint32(h[12:16], uint32(src.Size()))
+	if _, err := f.WriteAt(h[4:16], 4); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(path, st.ModTime(), st.ModTime())
 }

@@ -115,7 +115,7 @@ func tuningKey(datasources []string, bootTuning bool) string {
 		files, masks, links := imageTuning("", datasources, bootTuning, l)
 		fmt.Fprintf(&b, "%+v\n%q\n%+v\n", files, masks, links)
 	}
-	fmt.Fprintf(&b, "%q", machineID(bootTuning))
+	fmt.Fprintf(&b, "%q\n%q", machineID(bootTuning), generatorMasks)
 	return shortDigest([]byte(b.String()))
 }
 
@@ -134,6 +134,14 @@ var tuningMasks = []string{
 	"sys-kernel-debug.mount", "sys-kernel-tracing.mount", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
 	"modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service", "modprobe@fuse.service",
 }
+
+// generatorMasks are systemd generators boot-time tuning masks. systemd
+// 256 and later (Debian 13) run systemd-ssh-generator at every boot: it
+// probes AF_VSOCK, which loads the vsock and VMware VMCI modules — seconds
+// of a small VM's boot before any unit starts — to offer SSH over vsock and
+// a local AF_UNIX socket, which kiln's images do not use (their SSH is on
+// the network, per the seed).
+var generatorMasks = []string{"systemd-ssh-generator"}
 
 // treeFile is a file tuneImage writes, owned by root.
 type treeFile struct {
@@ -211,6 +219,13 @@ func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) e
 	for _, unit := range masks {
 		if err := r.symlink("/dev/null", "/etc/systemd/system/"+unit); err != nil {
 			return err
+		}
+	}
+	if bootTuning {
+		for _, g := range generatorMasks {
+			if err := r.symlink("/dev/null", "/etc/systemd/system-generators/"+g); err != nil {
+				return err
+			}
 		}
 	}
 	for _, l := range links {

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,6 +127,9 @@ func TestTuneImageSingleProcessStages(t *testing.T) {
 					t.Errorf("%s has a drop-in", unit)
 				}
 			}
+			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system-generators/systemd-ssh-generator")); err != nil || target != "/dev/null" {
+				t.Errorf("systemd-ssh-generator not masked: %q %v", target, err)
+			}
 			// The rest of the tuning still applies.
 			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/systemd-binfmt.service")); err != nil || target != "/dev/null" {
 				t.Errorf("systemd-binfmt.service not masked: %q %v", target, err)
@@ -192,4 +196,49 @@ func writeTreeFile(dir, rel, content string) error {
 		return err
 	}
 	return os.WriteFile(p, []byte(content), 0o644)
+}
+
+// A checked-hash .pyc (what Python writes while SOURCE_DATE_EPOCH is set)
+// becomes a timestamp one for its source; the code after the header is
+// kept, and files that are not hash-based bytecode are left alone.
+func TestTimestampPycs(t *testing.T) {
+	r := root{dir: t.TempDir()}
+	mtime := time.Date(2025, 6, 24, 20, 50, 0, 0, time.UTC)
+	if err := writeTreeFile(r.dir, "usr/lib/python3/dist-packages/pkg/mod.py", "x = 1\n"); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(r.dir, "usr/lib/python3/dist-packages/pkg/mod.py"), mtime, mtime)
+	code := "\xe3marshalled code"
+	checked := "\xf3\x0d\r\n" + "\x03\x00\x00\x00" + "12345678" + code
+	timestamp := "\xf3\x0d\r\n" + "\x00\x00\x00\x00" + "abcdefgh" + code
+	files := map[string]string{
+		"usr/lib/python3/dist-packages/pkg/__pycache__/mod.cpython-313.pyc":       checked,
+		"usr/lib/python3/dist-packages/pkg/__pycache__/mod.cpython-313.opt-1.pyc": checked,
+		"usr/lib/python3/dist-packages/pkg/__pycache__/gone.cpython-313.pyc":      checked,   // no source
+		"usr/lib/python3/dist-packages/pkg/__pycache__/old.cpython-313.pyc":       timestamp, // no source, not hash-based
+		"usr/lib/python3/dist-packages/pkg/__pycache__/short.cpython-313.pyc":     "\xf3\x0d",
+	}
+	for p, c := range files {
+		if err := writeTreeFile(r.dir, p, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := timestampPycs(r); err != nil {
+		t.Fatal(err)
+	}
+	var want [16]byte
+	copy(want[:4], "\xf3\x0d\r\n")
+	binary.LittleEndian.PutUint32(want[8:12], uint32(mtime.Unix()))
+	binary.LittleEndian.PutUint32(want[12:16], uint32(len("x = 1\n")))
+	for p, before := range files {
+		got, _ := os.ReadFile(filepath.Join(r.dir, p))
+		switch {
+		case strings.Contains(p, "/mod."):
+			if string(got[:16]) != string(want[:]) || string(got[16:]) != code {
+				t.Errorf("%s: % x, want header % x and the code kept", p, got, want)
+			}
+		case string(got) != before:
+			t.Errorf("%s changed: % x", p, got)
+		}
+	}
 }
