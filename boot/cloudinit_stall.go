@@ -426,7 +426,7 @@ func (r stallReport) waitedFor(i int, main unitState) string {
 func (r stallReport) notRunning(i int, u unitState, name string, single bool) string {
 	waits := ""
 	if single {
-		waits = ", and cloud-init 25.x's single process waits for it"
+		waits = ", and cloud-init's single process (24.3 and later) waits for it"
 	}
 	prefix := fmt.Sprintf("cloud-init stage %q (%s)", stages[i].name, name)
 	switch {

@@ -25,7 +25,7 @@ func TestStepCloudInitStall(t *testing.T) {
 		return units, 0, nil
 	}
 	err := r.stepCloudInit(context.Background())
-	const want = `the guest did not come up within 1m0s: waiting for cloud-init to finish: context deadline exceeded; cloud-init stage "modules-config" (cloud-config.service) never ran: the unit is masked, and cloud-init 25.x's single process waits for it`
+	const want = `the guest did not come up within 1m0s: waiting for cloud-init to finish: context deadline exceeded; cloud-init stage "modules-config" (cloud-config.service) never ran: the unit is masked, and cloud-init's single process (24.3 and later) waits for it`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error\n%v\nwant\n%s", err, want)
 	}
