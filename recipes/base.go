@@ -39,7 +39,7 @@ var packageDistros = map[string]bool{"debian": true}
 func ParseBase(s string) (Base, error) {
 	switch {
 	case s == "":
-		return Base{}, fmt.Errorf("missing base (e.g. %s, ./base.qcow2, https://host/image.qcow2#sha256=<hex>, oci://registry/repo:tag)", DefaultBase)
+		return Base{}, fmt.Errorf("missing base (e.g. %s, ./base.qcow2, https://example.com/image.qcow2#sha256=<hex>, oci://registry.example.com/repo:tag)", DefaultBase)
 	case strings.HasPrefix(s, "oci://"):
 		ref := strings.TrimPrefix(s, "oci://")
 		if ref == "" || strings.ContainsAny(ref, " \t") || !strings.Contains(ref, "/") {

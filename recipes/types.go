@@ -12,7 +12,7 @@ type Recipe struct {
 	Name        string  `yaml:"name" doc:"image name: lower-case letters, digits and dashes"`
 	Description string  `yaml:"description" doc:"one line shown in listings"`
 	Extends     string  `yaml:"extends" doc:"path of a recipe this one builds on (relative to this file)"`
-	Base        string  `yaml:"base" doc:"debian:trixie or debian:bookworm (built from packages; debian:stable and debian:oldstable follow the mirror), ./file.qcow2, https://...#sha256=..., or oci://ref"`
+	Base        string  `yaml:"base" doc:"debian:trixie or debian:bookworm (built from packages; debian:stable and debian:oldstable follow the mirror), ./file.qcow2, https://example.com/image.qcow2#sha256=..., or oci://ref"`
 	Roles       []Role  `yaml:"roles" doc:"built-in roles this server plays; see kiln roles"`
 	Bake        Bake    `yaml:"bake" doc:"baked into the image once, at build time"`
 	Boot        Boot    `yaml:"boot" doc:"applied per instance at first boot, from the seed"`

@@ -25,7 +25,7 @@ qcow2 with zstd-compressed clusters. debian:stable and debian:oldstable are
 the release the mirror's Release file names at bake time (recorded in the
 manifest as base.suite); it must be one kiln supports.
 
-An image base (./file.qcow2, https://...#sha256=..., a SHA256SUMS URL) is
+An image base (./file.qcow2, https://example.com/image.qcow2#sha256=..., a SHA256SUMS URL) is
 downloaded and verified, then booted once under QEMU with a bake seed:
 cloud-init applies the bake section, the guest cleans itself and powers off,
 and the result is flattened into a standalone, compressed image.
