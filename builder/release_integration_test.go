@@ -40,53 +40,35 @@ func TestAliasesOnHostMirror(t *testing.T) {
 // version of each tabled package it would install. Its upstream version
 // must begin with the table's major or major.minor.
 func TestReleaseTableOnMirror(t *testing.T) {
-	testutil.Integration(t)
-	testutil.NeedRoot(t)
-	for _, tool := range []string{"mmdebstrap", "unshare", "tar"} {
-		testutil.NeedTool(t, tool)
-	}
-	mirrors, err := HostMirrors("/etc/apt")
-	if err != nil {
-		testutil.Unavailable(t, "no Debian mirror in the host's apt sources: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	b := New(Options{CacheDir: testutil.CacheDir(t)})
 	var pkgs []string
 	for _, s := range recipes.TrackedSoftware() {
 		pkgs = append(pkgs, s.Package)
 	}
-	for _, r := range recipes.Releases() {
-		t.Run(r.Codename, func(t *testing.T) {
-			tree := root{dir: filepath.Join(t.TempDir(), "root")}
-			if err := b.ensureBase(ctx, newPackageBase(r.Codename, mirrors), tree.dir); err != nil {
-				t.Fatal(err)
+	forEachReleaseBase(t, func(ctx context.Context, t *testing.T, r recipes.Release, tree root) {
+		// Today's index, not the one the cached base was built with:
+		// point releases move versions (bookworm's dnsmasq went 2.89 -> 2.90).
+		resolv, _ := os.ReadFile("/etc/resolv.conf")
+		if err := tree.writeFile("/etc/resolv.conf", resolv, 0o644, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		ch := &chroot{dir: tree.dir}
+		if _, err := ch.run(ctx, "apt-get update", nil, "apt-get", "-q", "update"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := ch.run(ctx, "apt-cache policy", nil, append([]string{"apt-cache", "policy"}, pkgs...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		candidates := policyCandidates(out)
+		for _, p := range pkgs {
+			want, got := r.Versions[p], candidates[p]
+			if !versionIs(got, want) {
+				t.Errorf("%s on %s: the mirror serves %q; kiln's table says %s", p, r.Codename, got, want)
+			} else {
+				t.Logf("%s %s: %s (table: %s)", r.Codename, p, got, want)
 			}
-			// Today's index, not the one the cached base was built with:
-			// point releases move versions (bookworm's dnsmasq went 2.89 -> 2.90).
-			resolv, _ := os.ReadFile("/etc/resolv.conf")
-			if err := tree.writeFile("/etc/resolv.conf", resolv, 0o644, 0, 0); err != nil {
-				t.Fatal(err)
-			}
-			ch := &chroot{dir: tree.dir}
-			if _, err := ch.run(ctx, "apt-get update", nil, "apt-get", "-q", "update"); err != nil {
-				t.Fatal(err)
-			}
-			out, err := ch.run(ctx, "apt-cache policy", nil, append([]string{"apt-cache", "policy"}, pkgs...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			candidates := policyCandidates(out)
-			for _, p := range pkgs {
-				want, got := r.Versions[p], candidates[p]
-				if !versionIs(got, want) {
-					t.Errorf("%s on %s: the mirror serves %q; kiln's table says %s", p, r.Codename, got, want)
-				} else {
-					t.Logf("%s %s: %s (table: %s)", r.Codename, p, got, want)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // policyCandidates reads apt-cache policy's output: package -> candidate.
@@ -153,6 +135,44 @@ func TestVersionIs(t *testing.T) {
 // cloud-init checks the same in examples; this is the guests' view, and
 // the check that kiln's embedded 25.1 schema matches trixie's.)
 func TestGuestCloudInitAcceptsExamples(t *testing.T) {
+	examples, _ := filepath.Glob("../examples/*.yaml")
+	if len(examples) == 0 {
+		t.Fatal("no examples")
+	}
+	forEachReleaseBase(t, func(ctx context.Context, t *testing.T, r recipes.Release, tree root) {
+		var docs []string
+		for _, f := range examples {
+			plan, err := recipes.LoadPlan(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stage := range []recipes.Stage{recipes.StageBoot, recipes.StageBake, recipes.StageFull} {
+				seed, err := plan.Seed(recipes.Instance{}, stage, recipes.PlaceholderResolver())
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := fmt.Sprintf("/tmp/%s-%s.yaml", strings.TrimSuffix(filepath.Base(f), ".yaml"), stage)
+				if err := tree.writeFile(name, seed.UserData, 0o600, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				docs = append(docs, name)
+			}
+		}
+		ch := &chroot{dir: tree.dir}
+		for _, d := range docs {
+			out, err := ch.run(ctx, "cloud-init schema "+d, nil, "cloud-init", "schema", "-c", d)
+			if err != nil || !strings.Contains(out, "Valid schema") && !strings.Contains(out, "Valid cloud-config") {
+				t.Errorf("%s's cloud-init (%s) rejects %s: %v\n%s", r.Codename, r.Versions["cloud-init"], d, err, out)
+			}
+		}
+	})
+}
+
+// forEachReleaseBase runs f, as a subtest per supported release, on a tree
+// of the base kiln builds for it from the host's mirror (from the shared
+// test cache, or built now).
+func forEachReleaseBase(t *testing.T, f func(ctx context.Context, t *testing.T, r recipes.Release, tree root)) {
+	t.Helper()
 	testutil.Integration(t)
 	testutil.NeedRoot(t)
 	for _, tool := range []string{"mmdebstrap", "unshare", "tar"} {
@@ -161,10 +181,6 @@ func TestGuestCloudInitAcceptsExamples(t *testing.T) {
 	mirrors, err := HostMirrors("/etc/apt")
 	if err != nil {
 		testutil.Unavailable(t, "no Debian mirror in the host's apt sources: %v", err)
-	}
-	examples, _ := filepath.Glob("../examples/*.yaml")
-	if len(examples) == 0 {
-		t.Fatal("no examples")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -175,31 +191,7 @@ func TestGuestCloudInitAcceptsExamples(t *testing.T) {
 			if err := b.ensureBase(ctx, newPackageBase(r.Codename, mirrors), tree.dir); err != nil {
 				t.Fatal(err)
 			}
-			var docs []string
-			for _, f := range examples {
-				plan, err := recipes.LoadPlan(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, stage := range []recipes.Stage{recipes.StageBoot, recipes.StageBake, recipes.StageFull} {
-					seed, err := plan.Seed(recipes.Instance{}, stage, recipes.PlaceholderResolver())
-					if err != nil {
-						t.Fatal(err)
-					}
-					name := fmt.Sprintf("/tmp/%s-%s.yaml", strings.TrimSuffix(filepath.Base(f), ".yaml"), stage)
-					if err := tree.writeFile(name, seed.UserData, 0o600, 0, 0); err != nil {
-						t.Fatal(err)
-					}
-					docs = append(docs, name)
-				}
-			}
-			ch := &chroot{dir: tree.dir}
-			for _, d := range docs {
-				out, err := ch.run(ctx, "cloud-init schema "+d, nil, "cloud-init", "schema", "-c", d)
-				if err != nil || !strings.Contains(out, "Valid schema") && !strings.Contains(out, "Valid cloud-config") {
-					t.Errorf("%s's cloud-init (%s) rejects %s: %v\n%s", r.Codename, r.Versions["cloud-init"], d, err, out)
-				}
-			}
+			f(ctx, t, r, tree)
 		})
 	}
 }
