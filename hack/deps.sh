@@ -13,6 +13,7 @@ tar
 util-linux
 cloud-image-utils
 cloud-init
+docker-registry
 dosfstools
 e2fsprogs
 fdisk
@@ -26,6 +27,7 @@ mtools
 ovmf
 qemu-system-x86
 qemu-utils
+skopeo
 systemd
 xorriso
 "
