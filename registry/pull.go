@@ -333,6 +333,9 @@ func (c *Client) unpack(ctx context.Context, r *resolved, blob string, req PullR
 			return v1.Hash{}, err
 		}
 	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return v1.Hash{}, err
+	}
 	if err := tmp.Sync(); err != nil {
 		return v1.Hash{}, err
 	}

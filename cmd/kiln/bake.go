@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -35,7 +36,8 @@ An unchanged recipe re-bakes as a copy of the cached image; a changed bake
 section reuses the cached base. The image appears at the output path only when
 it is complete, and kiln lint must pass on it.`,
 		Example: `  kiln bake examples/app-host.yaml                 # -> app-host.qcow2 + app-host.manifest.json
-  kiln bake web.yaml -o out/web.qcow2 --output json`,
+  kiln bake web.yaml -o out/web.qcow2 --output json
+  kiln bake web.yaml --push registry.example.com/team/web:1.2 --sign kiln.key`,
 		Args: exactArgs(1),
 		RunE: bakeAction,
 	}
@@ -44,6 +46,9 @@ it is complete, and kiln lint must pass on it.`,
 	cmd.Flags().Bool("no-cache", false, "rebuild the image even when an identical one is cached")
 	cmd.Flags().Bool("keep-workdir", false, "keep the baked tree and raw disk in the cache's kept/ directory, for debugging")
 	cmd.Flags().Duration("bake-timeout", builder.DefaultBakeTimeout, "how long a VM bake (image bases) may take")
+	cmd.Flags().String("push", "", "after the bake, publish the image to this reference (see kiln push --help)")
+	addPushFlags(cmd, "push-format")
+	cmd.Flags().Bool("insecure", false, "allow plain HTTP to the --push registry")
 	return cmd
 }
 
@@ -90,6 +95,16 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if abs, err := filepath.Abs(out); err == nil {
 		out = abs
 	}
+	var pushRef registry.Ref
+	if p := cfg.GetString("push"); p != "" {
+		// A bad reference fails before the bake, not after it.
+		if pushRef, err = parseRef(p); err != nil {
+			return err
+		}
+		if _, err := registry.ParseFormat(cfg.GetString("push-format")); err != nil {
+			return usageError{err}
+		}
+	}
 	b, err := newBuilder(cmd)
 	if err != nil {
 		return err
@@ -98,9 +113,16 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	var pushed *registry.PushResult
+	if pushRef.String() != "" {
+		if pushed, err = push(cmd, res.Image, pushRef, cfg.GetString("push-format")); err != nil {
+			return fmt.Errorf("baked %s, but: %w", res.Image, err)
+		}
+	}
 	if jsonOutput() {
 		return printResult(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest,
-			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size})
+			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size,
+			"pushed": pushed})
 	}
 	how := "baked"
 	if res.Cached {
@@ -110,5 +132,8 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "%s (%s)\n  image     %s (%d MiB, %s)\n  manifest  %s\n  packages  %d, kernel %s, cloud-init %s\n",
 		plan.Recipe.Name, how, res.Image, a.Size>>20, strings.TrimPrefix(a.SHA256, "sha256:")[:16], res.Manifest,
 		len(res.Info.Packages), res.Info.OS.Kernel, res.Info.OS.CloudInit)
+	if pushed != nil {
+		return printPushed(cmd, pushed)
+	}
 	return nil
 }

@@ -56,6 +56,9 @@ func newRootCommand() *cobra.Command {
 		newTestCommand(),
 		newLintCommand(),
 		newCacheCommand(),
+		newPushCommand(),
+		newPullCommand(),
+		newInspectCommand(),
 	)
 	return root
 }
