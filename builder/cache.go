@@ -25,6 +25,8 @@ import (
 //	apt-archives/*.deb                   downloaded packages, shared by every build
 //	downloads/sha256/<hex>               image bases fetched from URLs, by digest
 //	kept/<key>/                          trees and raw disks kept with --keep-workdir
+//	blobs/sha256/<hex>                   registry blobs kiln pulled or made (package registry)
+//	blobs/partial/<hex>                  interrupted pulls, resumed by the next pull
 //	tmp/<name>.<pid>.<n>/                work in progress; renamed into place when complete
 //	locks/<kind>-<key>.lock              one lock per entry (see Cache.lockPath)
 //
@@ -48,6 +50,8 @@ const (
 	KindDownload Kind = "download" // downloads/sha256/<hex>
 	KindKept     Kind = "kept"     // kept/<key>
 	KindTemp     Kind = "tmp"      // tmp/<name>.<pid>.<n>
+	KindBlob     Kind = "blob"     // blobs/sha256/<hex>
+	KindPartial  Kind = "partial"  // blobs/partial/<hex>
 )
 
 // packagesKey is the key of the one packages entry.
@@ -68,12 +72,20 @@ func (c *Cache) entryPath(kind Kind, key string) string {
 		return c.path("kept", key)
 	case KindTemp:
 		return c.path("tmp", key)
+	case KindBlob:
+		return c.path("blobs", "sha256", key)
+	case KindPartial:
+		return c.path("blobs", "partial", key)
 	}
 	panic("builder: unknown cache kind " + string(kind)) // a programming error, caught by every test
 }
 
 // lockPath is the lock of an entry: the one place lock names come from.
 func (c *Cache) lockPath(kind Kind, key string) string {
+	if kind == KindPartial {
+		// The registry package's pull holds this one while it downloads.
+		return c.path("blobs", "partial", key+".lock")
+	}
 	return c.path("locks", string(kind)+"-"+key+".lock")
 }
 
@@ -196,13 +208,17 @@ func (c *Cache) List() ([]Entry, error) {
 	dirs := []struct {
 		kind Kind
 		dir  string
-	}{{KindBase, "bases"}, {KindImage, "images"}, {KindDownload, "downloads/sha256"}, {KindKept, "kept"}, {KindTemp, "tmp"}}
+	}{{KindBase, "bases"}, {KindImage, "images"}, {KindDownload, "downloads/sha256"}, {KindKept, "kept"}, {KindTemp, "tmp"},
+		{KindBlob, "blobs/sha256"}, {KindPartial, "blobs/partial"}}
 	for _, d := range dirs {
 		entries, err := os.ReadDir(c.path(d.dir))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".lock") {
+				continue
+			}
 			out = append(out, c.entry(d.kind, e.Name()))
 		}
 	}
@@ -308,6 +324,8 @@ func describeEntry(kind Kind, p string) string {
 				return m.Recipe.Name
 			}
 		}
+	case KindPartial:
+		return "interrupted pull; the next pull of it resumes here"
 	case KindTemp:
 		if pid, ok := tempOwner(filepath.Base(p)); ok {
 			return fmt.Sprintf("work in progress of pid %d", pid)

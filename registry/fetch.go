@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"crypto/sha256"
-	"encoding"
 	"errors"
 	"fmt"
 	"hash"
@@ -34,6 +33,8 @@ type fetched struct {
 func (c *Client) fetchBlob(ctx context.Context, s store, d v1.Descriptor, dir string, step *progress.Step) (*fetched, error) {
 	final := filepath.Join(dir, "sha256", d.Digest.Hex)
 	if ok, err := cachedBlob(final, d); ok {
+		now := time.Now()
+		os.Chtimes(final, now, now) // last used, for kiln cache prune
 		return &fetched{path: final, fromCache: true}, nil
 	} else if err != nil {
 		return nil, err
@@ -216,4 +217,3 @@ func syncDir(dir string) {
 	}
 }
 
-var _ encoding.BinaryMarshaler

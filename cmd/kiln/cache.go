@@ -12,19 +12,19 @@ import (
 func newCacheCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "List or prune kiln's build cache (bases, images, packages)",
+		Short: "List or prune kiln's cache (bases, images, packages, registry blobs)",
 	}
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List cached bases, images and packages",
+		Short: "List cached bases, images, packages and registry blobs",
 		Args:  exactArgs(0),
 		RunE:  cacheLsAction,
 	}
 	prune := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove cache entries that have not been used for a while",
-		Long: `Removes cache entries (bases, images, downloads, packages, kept work
-directories) not used for --older-than (default 168h, a week), or every entry
+		Long: `Removes cache entries (bases, images, downloads, packages, registry blobs,
+interrupted pulls, kept work directories) not used for --older-than (default 168h, a week), or every entry
 with --all, and work directories left by killed builds. It lists what it
 removes and how much space that frees; --dry-run lists without removing.
 
