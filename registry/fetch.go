@@ -216,4 +216,3 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
-
