@@ -59,6 +59,7 @@ func newRootCommand() *cobra.Command {
 		newPushCommand(),
 		newPullCommand(),
 		newInspectCommand(),
+		newLoginCommand(),
 	)
 	return root
 }
