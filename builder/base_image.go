@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/fetch"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/registry"
 )
 
 // imageBase is a base that is already a disk image, ready to boot.
@@ -77,8 +78,7 @@ func (b *Builder) resolveImageBase(ctx context.Context, plan *recipes.Plan, base
 		img.done = release
 		return img, nil
 	case recipes.BaseOCI:
-		return nil, &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base",
-			Msg: "oci:// bases need kiln's registry support, which this kiln does not have yet; use a file or an https URL with #sha256="}
+		return b.pullBase(ctx, plan, base)
 	default:
 		return nil, fmt.Errorf("bake: base %s is not a disk image", base)
 	}
@@ -130,4 +130,65 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// pullBase pulls an oci:// base through the registry package (verified,
+// resumable, its blobs cached) into the cache's downloads by disk digest,
+// and records the reference pinned to the digest it resolved to.
+func (b *Builder) pullBase(ctx context.Context, plan *recipes.Plan, base recipes.Base) (*imageBase, error) {
+	bad := func(err error) error {
+		return &recipes.Error{Pos: plan.Recipe.Position("base"), Path: "base", Msg: fmt.Sprintf("base %s: %v", base, err)}
+	}
+	ref, err := registry.ParseRef("oci://" + base.Ref)
+	if err != nil {
+		return nil, bad(err)
+	}
+	c := b.opts.Registry
+	if c == nil {
+		c = registry.New(registry.Options{CacheDir: b.cache.Dir, Progress: b.sink})
+	}
+	tmp, err := b.cache.tempDir("oci-base")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	res, err := c.Pull(ctx, registry.PullRequest{Ref: ref, Out: filepath.Join(tmp, "base.img")})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, bad(err)
+	}
+	b.note("base", "pulled %s@%s", base.Ref, res.Digest)
+	sum := strings.TrimPrefix(res.DiskDigest, "sha256:")
+	dst := b.cache.entryPath(KindDownload, sum)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(dst); err != nil {
+		if err := os.Rename(res.Out, dst); err != nil {
+			return nil, err
+		}
+	}
+	release, err := b.cache.use(ctx, KindDownload, sum)
+	if err != nil {
+		return nil, err
+	}
+	img, err := b.vetBase(ctx, plan, base, dst, sum)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	img.done = release
+	// Pinned: the manifest says exactly which image the bake started from.
+	img.Ref = "oci://" + pinned(ref, res.Digest)
+	return img, nil
+}
+
+// pinned is a registry reference by digest.
+func pinned(ref registry.Ref, digest string) string {
+	if ref.Remote != nil {
+		return ref.Remote.Context().Name() + "@" + digest
+	}
+	return ref.String()
 }

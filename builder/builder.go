@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/registry"
 )
 
 // Options configure a Builder. Zero values have documented defaults.
@@ -53,6 +54,9 @@ type Options struct {
 	// datasource list, trimmed cloud-init modules, fast host keys), so a
 	// benchmark can measure what the tuning buys. Not for real images.
 	NoBootTuning bool
+	// Registry pulls oci:// bases; default: a client with kiln's default
+	// credentials, its blob cache in CacheDir.
+	Registry *registry.Client
 }
 
 // ImageTool is what the bake pipeline needs of qemu-img. qemu.Img
