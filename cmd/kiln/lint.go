@@ -23,6 +23,9 @@ Every argument is linted and reported, whatever the others hold. An image kiln
 did not make is checked first: kiln reads qcow2 and raw images without backing
 files only.
 
+A registry or layout reference (oci://registry.example.com/team/web:1.2,
+oci:./store:web) is pulled first, verified (see kiln pull).
+
 Exits 0 when every image is clean, 1 when one has violations (or cannot be
 linted), 2 when an argument is not a disk image kiln reads. kiln's own images
 lint clean.`,
@@ -32,6 +35,7 @@ lint clean.`,
 		RunE: lintAction,
 	}
 	addMaxSizeFlag(cmd)
+	addRegistryFlags(cmd)
 	return cmd
 }
 
@@ -60,7 +64,12 @@ func lintAction(cmd *cobra.Command, args []string) error {
 	dirty, failed, invalid := 0, 0, 0
 	w := cmd.OutOrStdout()
 	for _, p := range args {
-		rep, err := lint.Image(cmd.Context(), p, image.WithMaxVirtualSize(maxSize))
+		path, cleanup, err := pullForUse(cmd, p)
+		if err != nil {
+			return err
+		}
+		rep, err := lint.Image(cmd.Context(), path, image.WithMaxVirtualSize(maxSize))
+		cleanup()
 		if cmd.Context().Err() != nil {
 			return cmd.Context().Err()
 		}

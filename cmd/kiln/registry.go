@@ -331,3 +331,36 @@ func loadSigningKey(path string) (crypto.Signer, error) {
 		return []byte(p), nil
 	})
 }
+
+// isImageRef reports an argument that names an image in a registry or a
+// layout directory rather than a file.
+func isImageRef(arg string) bool {
+	return strings.HasPrefix(arg, "oci://") || strings.HasPrefix(arg, "docker://") || strings.HasPrefix(arg, "oci:")
+}
+
+// pullForUse pulls an image reference into a temp dir (disk and manifest)
+// for a command that works on files; files are returned as they are.
+func pullForUse(cmd *cobra.Command, arg string) (string, func(), error) {
+	if !isImageRef(arg) {
+		return arg, func() {}, nil
+	}
+	ref, err := parseRef(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := newRegistryClient(cmd)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "kiln-pulled-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	res, err := c.Pull(cmd.Context(), registry.PullRequest{Ref: ref, Out: filepath.Join(dir, defaultPullName(ref))})
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return res.Out, cleanup, nil
+}

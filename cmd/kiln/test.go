@@ -34,7 +34,9 @@ the seed has no boot section: checks of roles that configure users, files or
 secrets at first boot cannot be meaningful, and are skipped with a note.
 
 An image kiln did not make is checked before anything opens it: qcow2 or raw
-only, no backing file, a sane size.
+only, no backing file, a sane size. A registry or layout reference
+(oci://registry.example.com/team/web:1.2, oci:./store:web) is pulled first,
+verified (see kiln pull); its recipe is then taken from --recipe.
 
 KVM is used only where it really works; otherwise TCG (--accel overrides).
 A failure shows the last lines of the serial console.`,
@@ -46,6 +48,7 @@ A failure shows the last lines of the serial console.`,
 		RunE: testAction,
 	}
 	addBuilderFlags(cmd)
+	addRegistryFlags(cmd)
 	cmd.Flags().String("recipe", "", "recipe to make the instance seed and checks from (default: the one the image's manifest names)")
 	cmd.Flags().StringSlice("firmware", nil, "firmware to boot under: bios, uefi (default: the image's list)")
 	cmd.Flags().String("accel", "", "accelerator: kvm or tcg (default: detect)")
@@ -120,12 +123,21 @@ func testAction(cmd *cobra.Command, args []string) error {
 // tested with the recipe its manifest names, or --recipe.
 func testTarget(cmd *cobra.Command, arg string) (*imagetest.Target, func(), error) {
 	none := func() {}
-	if !isRecipe(arg) {
-		t, err := imagetest.Resolve(arg, cfg.GetString("recipe"))
+	if isImageRef(arg) || !isRecipe(arg) {
+		path, cleanup, err := pullForUse(cmd, arg)
+		if err != nil {
+			return nil, none, err
+		}
+		t, err := imagetest.Resolve(path, cfg.GetString("recipe"))
 		if errors.Is(err, imagetest.ErrNoImage) {
+			cleanup()
 			return nil, none, invalidInput{err}
 		}
-		return t, none, err
+		if err != nil {
+			cleanup()
+			return nil, none, err
+		}
+		return t, cleanup, nil
 	}
 	if cfg.GetString("recipe") != "" {
 		return nil, none, usageError{fmt.Errorf("--recipe is for testing an image; %s is a recipe already", arg)}
