@@ -114,13 +114,12 @@ func (c *Client) fetchBlob(ctx context.Context, s store, d v1.Descriptor, dir st
 		os.Remove(partial)
 		return nil, fmt.Errorf("%s: blob %s: %w", s, d.Digest, &DigestError{Want: d.Digest, Got: got})
 	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
+	// No fsync here: every use of a cached blob checks its digest first
+	// (cachedBlob), so a blob a crash left short or empty is fetched again.
+	// The file a pull writes for the user is fsynced before it appears.
 	if err := os.Rename(partial, final); err != nil {
 		return nil, err
 	}
-	syncDir(filepath.Dir(final))
 	return res, nil
 }
 

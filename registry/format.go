@@ -115,6 +115,9 @@ type fileBlob struct {
 	size   int64
 	mt     types.MediaType
 	onRead func(io.Reader) io.Reader
+	// hashed says digest was computed from the file, not taken from the
+	// manifest.
+	hashed bool
 }
 
 func newFileBlob(path string, mt types.MediaType) (*fileBlob, error) {

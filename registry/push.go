@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -75,17 +76,29 @@ func (c *Client) Push(ctx context.Context, req PushRequest) (*PushResult, error)
 	if _, err := image.Check(req.Image); err != nil {
 		return nil, err
 	}
-	st := progress.Begin(c.sink, "push", 0, "hashing "+req.Image)
-	disk, err := newFileBlob(req.Image, DiskMediaType)
+	st := progress.Begin(c.sink, "push", 0, "pushing "+req.Image)
+	disk, err := diskBlob(req.Image, m)
 	if err != nil {
-		return nil, err
-	}
-	if err := matchesManifest(req.Image, disk, m); err != nil {
 		return nil, err
 	}
 	s, err := c.store(req.Ref)
 	if err != nil {
 		return nil, err
+	}
+	// The disk is not hashed up front when the store will check what it
+	// receives against the digest anyway (a registry must; the layout does):
+	// only a blob the store has already, or mounts from elsewhere, is taken
+	// without an upload, and then the local file is hashed first.
+	if !disk.hashed {
+		have, err := s.hasBlob(ctx, disk.digest)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %w", req.Ref, err)
+		}
+		if rs, ok := s.(*remoteStore); have || (ok && rs.mounts != nil && len(rs.mounts(disk.digest)) > 0) || req.Format != Native {
+			if err := disk.verify(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var sent atomic.Int64
 	count := func(total int64) func(io.Reader) io.Reader {
@@ -193,18 +206,57 @@ func (c *Client) Push(ctx context.Context, req PushRequest) (*PushResult, error)
 	return res, nil
 }
 
-// matchesManifest refuses an image that is not the one its manifest
-// describes (edited or rebuilt after the manifest was written).
-func matchesManifest(path string, disk *fileBlob, m *manifest.Manifest) error {
-	for _, a := range m.Artifacts {
-		if strings.HasSuffix(path, a.Name) || len(m.Artifacts) == 1 {
-			if a.SHA256 != "" && a.SHA256 != disk.digest.String() {
-				return fmt.Errorf("%s: digest %s, but its manifest says %s: the image changed after it was baked; bake it again", path, disk.digest, a.SHA256)
-			}
-			return nil
-		}
+// diskBlob is the image file as a blob. Its digest is the one its kiln
+// manifest records, checked later (see Push); without one it is hashed now.
+func diskBlob(path string, m *manifest.Manifest) (*fileBlob, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
 	}
+	for _, a := range m.Artifacts {
+		if filepath.Base(path) != a.Name && len(m.Artifacts) != 1 {
+			continue
+		}
+		h, err := v1.NewHash(a.SHA256)
+		if err != nil {
+			break
+		}
+		if a.Size != st.Size() {
+			return nil, changedError(path, fmt.Sprintf("%d bytes", st.Size()), fmt.Sprintf("%d", a.Size))
+		}
+		return &fileBlob{path: path, digest: h, size: st.Size(), mt: DiskMediaType}, nil
+	}
+	b, err := newFileBlob(path, DiskMediaType)
+	if err != nil {
+		return nil, err
+	}
+	b.hashed = true
+	return b, nil
+}
+
+// verify hashes the file and compares it with the digest it was given.
+func (b *fileBlob) verify() error {
+	if b.hashed {
+		return nil
+	}
+	f, err := os.Open(b.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, n, err := v1.SHA256(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.path, err)
+	}
+	if h != b.digest || n != b.size {
+		return changedError(b.path, h.String(), b.digest.String())
+	}
+	b.hashed = true
 	return nil
+}
+
+func changedError(path, got, want string) error {
+	return fmt.Errorf("%s: %s, but its manifest says %s: the image changed after it was baked; bake it again", path, got, want)
 }
 
 // annotations are the image manifest's: the standard ones, kiln's, and

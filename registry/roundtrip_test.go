@@ -83,3 +83,46 @@ func TestRoundTripInMemoryRegistry(t *testing.T) {
 		})
 	}
 }
+
+// An image edited after its bake (same size, other bytes) is refused,
+// whether the store would receive the bytes (it checks the digest) or
+// has the manifest's blob already (kiln hashes the file first), and the
+// tag is not moved.
+func TestPushRefusesAChangedImage(t *testing.T) {
+	ctx := context.Background()
+	c := New(Options{CacheDir: t.TempDir()})
+	for _, have := range []bool{false, true} {
+		img, _ := testImage(t, "web", 3)
+		ref, _ := ParseRef("oci:" + filepath.Join(t.TempDir(), "store") + ":web")
+		var before string
+		if have {
+			res, err := c.Push(ctx, PushRequest{Image: img, Ref: ref})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before = res.Digest
+		}
+		f, err := os.OpenFile(img, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("edited"), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		_, err = c.Push(ctx, PushRequest{Image: img, Ref: ref, Annotations: map[string]string{"x": "y"}})
+		if err == nil {
+			t.Fatalf("store has blob %v: a changed image was pushed", have)
+		}
+		if have && !strings.Contains(err.Error(), "changed after it was baked") {
+			t.Errorf("error does not say the image changed: %v", err)
+		}
+		info, ierr := c.Inspect(ctx, ref)
+		switch {
+		case have && (ierr != nil || info.Digest != before):
+			t.Errorf("the tag moved after a refused push: %v %v", info, ierr)
+		case !have && ierr == nil:
+			t.Errorf("a refused push left a tag: %+v", info)
+		}
+	}
+}

@@ -27,6 +27,7 @@ var benchmarks = []benchmark{
 	{"bake", benchBake},
 	{"boot", benchBoot},
 	{"vm-bake", benchVMBake},
+	{"registry", benchRegistry},
 }
 
 func main() {

@@ -67,7 +67,34 @@ var errAddrInUse = errors.New("address already in use")
 func Start(t testing.TB, opts Options) *Registry {
 	t.Helper()
 	bin := testutil.NeedTool(t, "docker-registry")
-	base := t.TempDir()
+	r, err := launch(bin, t.TempDir(), opts)
+	if r != nil {
+		t.Cleanup(r.Stop)
+	}
+	if err != nil {
+		t.Fatalf("testregistry: %v", err)
+	}
+	return r
+}
+
+// Launch is Start for programs that are not tests (the benchmarks): the
+// registry keeps its files in dir, and the caller stops it.
+func Launch(dir string, opts Options) (*Registry, error) {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		return nil, fmt.Errorf("docker-registry not found (run make deps): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r, err := launch(bin, dir, opts)
+	if err != nil && r != nil {
+		r.Stop()
+	}
+	return r, err
+}
+
+func launch(bin, base string, opts Options) (*Registry, error) {
 	r := &Registry{
 		Dir:    filepath.Join(base, "storage"),
 		Log:    filepath.Join(base, "registry.log"),
@@ -79,7 +106,7 @@ func Start(t testing.TB, opts Options) *Registry {
 	if r.auth {
 		htpasswd = filepath.Join(base, "htpasswd")
 		if err := writeHtpasswd(htpasswd, opts.Users); err != nil {
-			t.Fatalf("testregistry: %v", err)
+			return nil, err
 		}
 	}
 	// A fixed secret, kept across Restart: upload URLs carry state signed
@@ -87,10 +114,8 @@ func Start(t testing.TB, opts Options) *Registry {
 	// would refuse uploads begun before it went down.
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(r.Stop)
-
 	var err error
 	for range portAttempts {
 		var port int
@@ -107,9 +132,9 @@ func Start(t testing.TB, opts Options) *Registry {
 		}
 	}
 	if err != nil {
-		t.Fatalf("testregistry: start docker-registry: %v\n%s", err, r.logTail())
+		return r, fmt.Errorf("start docker-registry: %v\n%s", err, r.logTail())
 	}
-	return r
+	return r, nil
 }
 
 // URL is the registry's base URL, "http://127.0.0.1:PORT".
