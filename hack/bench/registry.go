@@ -190,12 +190,16 @@ func benchRegistry() ([]string, error) {
 		firstBytes, r2.BytesDownloaded, blobSize, 100*extra, okIf(extra <= 0.55)))
 
 	// The same digest again: from the blob cache.
-	start = time.Now()
-	if out, err := exec.Command(kiln, "pull", reg.Host+"/kiln/push-0:1", "-o", filepath.Join(work, "again.qcow2"), "--cache-dir", cache).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("second pull: %v\n%s", err, out)
+	var again []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := run(nil, kiln, "pull", reg.Host+"/kiln/push-0:1", "-o", filepath.Join(work, fmt.Sprintf("again-%d.qcow2", i)), "--cache-dir", cache)
+		if err != nil {
+			return nil, fmt.Errorf("second pull: %v", err)
+		}
+		again = append(again, d)
 	}
-	took = time.Since(start)
-	lines = append(lines, fmt.Sprintf("second pull of the digest: %s   (target < 1 s: %s)", took.Round(time.Millisecond), okIf(took < time.Second)))
+	took = median(again)
+	lines = append(lines, fmt.Sprintf("second pull of the digest: %s (median of %d)   (target < 1 s: %s)", took.Round(time.Millisecond), runs, okIf(took < time.Second)))
 	return lines, nil
 }
 
