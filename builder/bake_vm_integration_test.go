@@ -23,9 +23,11 @@ import (
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testguest"
+	"github.com/kiln-project/kiln/internal/testregistry"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/lint"
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/registry"
 )
 
 // plainImage bakes testdata/plain.yaml offline: a bootable image to use as
@@ -130,7 +132,38 @@ func TestVMBake(t *testing.T) {
 		t.Error("a VM booted a base whose checksum was wrong")
 	}
 
-	plan, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf(vmRecipe, url+"#sha256="+baseDigest.Hex)))
+	// The good URL downloads and checks out (without a boot: the VM bake
+	// below boots a base from a registry, which takes the same path from
+	// here on).
+	urlPlan, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf(vmRecipe, url+"#sha256="+baseDigest.Hex)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urlBase, err := recipes.ParseBase(urlPlan.Recipe.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := newTestBuilder(t, nil).resolveImageBase(ctx, urlPlan, urlBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ub.SHA256 != baseDigest.Hex || ub.Ref != url || ub.Format != "qcow2" {
+		t.Errorf("URL base: %+v", ub)
+	}
+	ub.release()
+
+	// The base as a fleet would get it: from a registry (the real
+	// docker-registry), pulled, verified and recorded by digest.
+	reg := testregistry.Start(t, testregistry.Options{})
+	ref, err := registry.ParseRef(reg.Host + "/bases/plain:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := registry.New(registry.Options{CacheDir: t.TempDir()}).Push(ctx, registry.PushRequest{Image: base, Ref: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := recipes.LoadPlan(writeRecipe(t, "", fmt.Sprintf(vmRecipe, "oci://"+reg.Host+"/bases/plain:1")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +172,9 @@ func TestVMBake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Info.Base.Digest != baseDigest.String() || res.Info.Base.Ref != url || res.Info.Build.Mode != "vm" || res.Info.Package("tree") == "" {
-		t.Errorf("manifest: base %+v, mode %s", res.Info.Base, res.Info.Build.Mode)
+	wantRef := "oci://" + reg.Host + "/bases/plain@" + pushed.Digest
+	if res.Info.Base.Digest != baseDigest.String() || res.Info.Base.Ref != wantRef || res.Info.Build.Mode != "vm" || res.Info.Package("tree") == "" {
+		t.Errorf("manifest: base %+v (want ref %s), mode %s", res.Info.Base, wantRef, res.Info.Build.Mode)
 	}
 	info, err := qemu.Img{}.Info(ctx, out)
 	if err != nil || info.BackingFile != "" || info.VirtualSize != 3<<30 || info.Compression != "zstd" {

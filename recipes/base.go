@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // BaseKind says where an image's base comes from.
@@ -42,8 +44,12 @@ func ParseBase(s string) (Base, error) {
 		return Base{}, fmt.Errorf("missing base (e.g. %s, ./base.qcow2, https://example.com/image.qcow2#sha256=<hex>, oci://registry.example.com/repo:tag)", DefaultBase)
 	case strings.HasPrefix(s, "oci://"):
 		ref := strings.TrimPrefix(s, "oci://")
-		if ref == "" || strings.ContainsAny(ref, " \t") || !strings.Contains(ref, "/") {
-			return Base{}, fmt.Errorf("invalid OCI reference %q (want oci://host/repo:tag or oci://host/repo@sha256:...)", s)
+		host, _, _ := strings.Cut(ref, "/")
+		if !strings.Contains(ref, "/") || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+			return Base{}, fmt.Errorf("invalid OCI reference %q: want oci://registry.example.com/repo:tag or oci://registry.example.com/repo@sha256:<hex>, with the registry host written out", s)
+		}
+		if _, err := name.ParseReference(ref); err != nil {
+			return Base{}, fmt.Errorf("invalid OCI reference %q: %s", s, strings.TrimPrefix(err.Error(), "could not parse reference: "))
 		}
 		return Base{Kind: BaseOCI, Ref: ref}, nil
 	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):

@@ -37,8 +37,10 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"unknown key with suggestion", map[string]string{"r.yaml": header + "bake:\n  pakages: [htop]\n"},
 			[]string{"r.yaml:4:3: bake.pakages:", `unknown key "pakages"`, `did you mean "packages"?`}},
-		{"oci base before the registry", map[string]string{"r.yaml": "apiVersion: kiln/v1\nname: web\nbase: oci://registry.example/web:1\n"},
-			[]string{"r.yaml:3:7: base:", "oci:// bases come with kiln's registry support", "https URL with #sha256="}},
+		{"oci base without a registry host", map[string]string{"r.yaml": "apiVersion: kiln/v1\nname: web\nbase: oci://library/web:1\n"},
+			[]string{"r.yaml:3:7: base:", "invalid OCI reference", "registry host written out"}},
+		{"oci base with a bad tag", map[string]string{"r.yaml": "apiVersion: kiln/v1\nname: web\nbase: oci://registry.example.com/web:bad tag\n"},
+			[]string{"r.yaml:3:7: base:", "invalid OCI reference"}},
 		{"unknown top-level key", map[string]string{"r.yaml": header + "rolez: []\n"},
 			[]string{"r.yaml:3:1: rolez:", `did you mean "roles"?`}},
 		{"wrong type", map[string]string{"r.yaml": header + "bake:\n  packages: htop\n"},

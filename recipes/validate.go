@@ -144,9 +144,6 @@ func (v *validator) base(p, base string) {
 	switch b.Kind {
 	case BaseFile:
 		v.localPath(p, b.Path, true)
-	case BaseOCI:
-		// Refused here, not at bake time: a recipe that validates must bake.
-		v.errorf(p, "oci:// bases come with kiln's registry support, which this kiln does not have yet; use a file or an https URL with #sha256= (or debian:<suite>)")
 	}
 }
 
