@@ -29,15 +29,18 @@ const (
 	KeyEd25519   = "ed25519"
 )
 
-// PEM block types of key files. Encrypted private keys are the sigstore
-// format that cosign and containers/image read; older cosign wrote the
-// same body under the COSIGN name.
+// PEM block types of key files. An encrypted private key is one body (the
+// sigstore format) under two names: cosign 2 writes SIGSTORE, cosign 1 wrote
+// COSIGN. kiln writes COSIGN, the one name every reader takes: cosign 1
+// and 2, and containers/image, which reads SIGSTORE only since v5.25
+// (v5.23.1, the one in skopeo 1.9.3, refuses it: "unsupported pem type").
 const (
 	pemPublicKey          = "PUBLIC KEY"
 	pemPrivateKey         = "PRIVATE KEY"
 	pemECPrivateKey       = "EC PRIVATE KEY"
 	pemEncryptedSigstore  = "ENCRYPTED SIGSTORE PRIVATE KEY"
 	pemEncryptedCosign    = "ENCRYPTED COSIGN PRIVATE KEY"
+	pemEncryptedWritten   = pemEncryptedCosign
 	maxKeyFileSize        = 64 << 10
 	encryptedKeySaltBytes = 32
 )
@@ -102,9 +105,8 @@ func (e *KeyExistsError) Is(target error) bool { return target == fs.ErrExist }
 // WriteKeyPair writes key's private half to privPath (mode 0600) and its
 // public half to pubPath (PEM "PUBLIC KEY", PKIX, mode 0644). An empty
 // passphrase writes PKCS#8 PEM "PRIVATE KEY"; otherwise the sigstore
-// encrypted format ("ENCRYPTED SIGSTORE PRIVATE KEY": scrypt and
-// nacl/secretbox), which cosign and containers/image (skopeo, podman)
-// read. Each file appears whole or not at all, and the private key is
+// encrypted format (scrypt and nacl/secretbox) as "ENCRYPTED COSIGN
+// PRIVATE KEY", which cosign and containers/image (skopeo, podman) read. Each file appears whole or not at all, and the private key is
 // never readable by others, not even while it is written. Existing files
 // are an error (*KeyExistsError) unless force is set.
 func WriteKeyPair(privPath, pubPath string, key crypto.Signer, passphrase []byte, force bool) error {
@@ -171,7 +173,7 @@ func marshalPrivateKey(key crypto.Signer, passphrase []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: pemEncryptedSigstore, Bytes: body}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: pemEncryptedWritten, Bytes: body}), nil
 }
 
 // encryptedKey is the JSON body of an encrypted sigstore private key:
@@ -323,7 +325,7 @@ func loadPrivateKey(path string, passphrase func() ([]byte, error)) (crypto.Sign
 	case "RSA PRIVATE KEY":
 		return nil, errors.New("RSA key: kiln signs with ECDSA P-256 or ed25519 keys (kiln key generate makes one)")
 	default:
-		return nil, fmt.Errorf("PEM block %q is not a private key kiln reads (want PRIVATE KEY or ENCRYPTED SIGSTORE PRIVATE KEY)", block.Type)
+		return nil, fmt.Errorf("PEM block %q is not a private key kiln reads (want PRIVATE KEY, or ENCRYPTED COSIGN or SIGSTORE PRIVATE KEY)", block.Type)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {

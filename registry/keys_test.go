@@ -48,7 +48,7 @@ func TestKeyRoundTrip(t *testing.T) {
 				b, _ := os.ReadFile(priv)
 				wantType := pemPrivateKey
 				if pw != "" {
-					wantType = pemEncryptedSigstore
+					wantType = "ENCRYPTED COSIGN PRIVATE KEY"
 				}
 				if block, _ := pem.Decode(b); block == nil || block.Type != wantType {
 					t.Fatalf("private key file is not PEM %q:\n%s", wantType, b)
@@ -118,15 +118,15 @@ func TestEncryptedKeyFormat(t *testing.T) {
 		t.Fatalf("salt %d, nonce %d, ciphertext %d bytes", len(e.KDF.Salt), len(e.Cipher.Nonce), len(e.Ciphertext))
 	}
 
-	// Older cosign wrote the same body as ENCRYPTED COSIGN PRIVATE KEY.
-	old := filepath.Join(dir, "old.key")
-	os.WriteFile(old, pem.EncodeToMemory(&pem.Block{Type: pemEncryptedCosign, Bytes: block.Bytes}), 0o600)
-	k, err := LoadPrivateKey(old, pass("pw"))
+	// cosign 2 writes the same body as ENCRYPTED SIGSTORE PRIVATE KEY.
+	v2 := filepath.Join(dir, "cosign2.key")
+	os.WriteFile(v2, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED SIGSTORE PRIVATE KEY", Bytes: block.Bytes}), 0o600)
+	k, err := LoadPrivateKey(v2, pass("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !publicEqual(k.Public(), key.Public()) {
-		t.Error("cosign-named key differs")
+		t.Error("SIGSTORE-named key differs")
 	}
 }
 

@@ -33,7 +33,7 @@ PREFIX.pub (with use-sigstore-attachments set for the registry).
 
 The private key is encrypted with the passphrase from --passphrase-file (its
 first line) or the KILN_KEY_PASSPHRASE environment variable, in the sigstore
-format ("ENCRYPTED SIGSTORE PRIVATE KEY": scrypt and nacl/secretbox) that
+format (scrypt and nacl/secretbox, "ENCRYPTED COSIGN PRIVATE KEY") that
 cosign and containers/image read. With no passphrase it is written
 unencrypted (PKCS#8): keep such a key on the machine that signs, or in a
 secret store.
