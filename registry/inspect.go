@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Info is what an image in a store is, read without downloading the disk.
@@ -89,10 +88,5 @@ func countSignatures(ctx context.Context, s store, d v1.Hash) int {
 	}
 	return n
 }
-
-// signatureTag is cosign's tag for the signatures of a manifest digest.
-func signatureTag(d v1.Hash) string { return d.Algorithm + "-" + d.Hex + ".sig" }
-
-const simpleSigningMediaType types.MediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 var _ = strings.TrimSpace

@@ -20,7 +20,30 @@ func Write(path string, data []byte, perm os.FileMode) error {
 
 // WriteFrom replaces path with what fill writes. When fill or any step
 // fails, the temp file is removed and path is left as it was.
-func WriteFrom(path string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+func WriteFrom(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	return write(path, perm, fill, os.Rename)
+}
+
+// Create writes a new file at path, whole, like Write, but never replaces
+// one: when path exists it fails with an error matching fs.ErrExist and
+// leaves it as it was. For files a user would lose by a slip, such as keys.
+func Create(path string, data []byte, perm os.FileMode) error {
+	fill := func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+	return write(path, perm, fill, func(tmp, path string) error {
+		// link(2) refuses an existing name atomically, where rename would
+		// replace it; the complete temp file gets its final name or none.
+		if err := os.Link(tmp, path); err != nil {
+			return err
+		}
+		os.Remove(tmp)
+		return nil
+	})
+}
+
+func write(path string, perm os.FileMode, fill func(io.Writer) error, commit func(tmp, path string) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -47,7 +70,7 @@ func WriteFrom(path string, perm os.FileMode, fill func(io.Writer) error) (err e
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err = commit(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if d, derr := os.Open(dir); derr == nil {

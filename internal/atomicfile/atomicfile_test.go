@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -53,5 +54,27 @@ func TestWriteFromFailureLeavesOldFile(t *testing.T) {
 func TestWriteMissingDir(t *testing.T) {
 	if err := Write(filepath.Join(t.TempDir(), "no", "f"), nil, 0o644); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+func TestCreate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k")
+	if err := Create(p, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(p)
+	if b, _ := os.ReadFile(p); string(b) != "secret" || st.Mode().Perm() != 0o600 {
+		t.Fatalf("content %q mode %v", b, st.Mode().Perm())
+	}
+	err := Create(p, []byte("other"), 0o600)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second Create: err = %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "secret" {
+		t.Fatalf("existing file replaced: %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temp file left behind: %v", entries)
 	}
 }
