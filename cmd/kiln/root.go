@@ -60,6 +60,7 @@ func newRootCommand() *cobra.Command {
 		newPullCommand(),
 		newInspectCommand(),
 		newLoginCommand(),
+		newKeyCommand(),
 	)
 	return root
 }
