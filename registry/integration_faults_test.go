@@ -121,6 +121,7 @@ func TestIntegrationPullCorruptBlob(t *testing.T) {
 	if de.Want.String() != pushed.DiskDigest || de.Got == de.Want {
 		t.Errorf("DigestError want %s got %s; the disk is %s", de.Want, de.Got, pushed.DiskDigest)
 	}
+	t.Logf("pull of a corrupt blob: %v", err)
 	nothingAt(t, out)
 	for _, p := range []string{filepath.Join(cache, "blobs/sha256", hex), filepath.Join(cache, "blobs/partial", hex)} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
@@ -160,6 +161,7 @@ func TestIntegrationRegistryDown(t *testing.T) {
 	if !strings.Contains(err.Error(), ref) {
 		t.Errorf("pull from a stopped registry: %q does not name %s", err, ref)
 	}
+	t.Logf("pull from a stopped registry: %v", err)
 	nothingAt(t, out)
 
 	reg.Restart(t)

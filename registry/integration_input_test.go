@@ -47,6 +47,7 @@ func TestIntegrationAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `user "alice" was refused`) || !strings.Contains(err.Error(), reg.Host) {
 		t.Errorf("CheckLogin with a wrong password: %v; want the registry and `user \"alice\" was refused`", err)
 	}
+	t.Logf("CheckLogin with a wrong password: %v", err)
 	if err := c.CheckLogin(ctx, reg.Host, "alice", "s3cret"); err != nil {
 		t.Errorf("CheckLogin with the right password: %v", err)
 	}
@@ -57,6 +58,7 @@ func TestIntegrationAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not authorized") {
 		t.Fatalf("push without credentials: %v; want an error saying not authorized", err)
 	}
+	t.Logf("push without credentials: %v", err)
 
 	cfg, err := DockerConfigPath()
 	if err != nil {
@@ -193,6 +195,7 @@ func TestIntegrationPullRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.ref) {
 			t.Errorf("pull %s: %v; want an error naming it and saying %q", c.ref, err, c.want)
 		}
+		t.Logf("pull %s: %v", c.ref, err)
 		if c.is != nil && !errors.Is(err, c.is) {
 			t.Errorf("pull %s: %v is not %v", c.ref, err, c.is)
 		}
