@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,13 +17,31 @@ import (
 // beside it, as a bake would. Its name is NAME.qcow2 in a temp dir.
 func testImage(t testing.TB, name string, fill int) (string, *manifest.Manifest) {
 	t.Helper()
-	qemuImg := testutil.NeedTool(t, "qemu-img")
-	dir := t.TempDir()
-	raw := filepath.Join(dir, name+".raw")
 	data := make([]byte, 4<<20)
 	for i := range data {
 		data[i] = byte((i*7 + fill) % 251)
 	}
+	return testImageOf(t, name, fill, data)
+}
+
+// bigTestImage is testImage with size bytes of incompressible data (a
+// ChaCha8 stream seeded by fill) in the disk: a qcow2 of about size bytes,
+// for tests that need a blob big enough to cut in the middle.
+func bigTestImage(t testing.TB, name string, fill int, size int) (string, *manifest.Manifest) {
+	t.Helper()
+	var seed [32]byte
+	seed[0] = byte(fill)
+	data := make([]byte, size)
+	rand.NewChaCha8(seed).Read(data)
+	return testImageOf(t, name, fill, data)
+}
+
+// testImageOf makes the qcow2 of testImage with data as its first bytes.
+func testImageOf(t testing.TB, name string, fill int, data []byte) (string, *manifest.Manifest) {
+	t.Helper()
+	qemuImg := testutil.NeedTool(t, "qemu-img")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, name+".raw")
 	if err := os.WriteFile(raw, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -383,7 +383,7 @@ func extractContainerDisk(ctx context.Context, w io.Writer, r io.Reader, mt type
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return fmt.Errorf("%s: the layer has no disk under disk/ (a KubeVirt containerDisk holds disk/disk.img)", ref)
+			return fmt.Errorf("%s: its layer is not a disk: it has no file under disk/ (a KubeVirt containerDisk holds disk/disk.img)", ref)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: containerDisk layer: %w", ref, err)

@@ -83,7 +83,9 @@ func ParseRef(s string) (Ref, error) {
 }
 
 func parseRemote(raw, s string) (Ref, error) {
-	if !strings.Contains(strings.SplitN(s, "/", 2)[0], ".") && !strings.Contains(strings.SplitN(s, "/", 2)[0], ":") &&
+	// "web:1" has no host at all (name.ParseReference reads it as
+	// Docker Hub's library/web), however much "web:1" looks like host:port.
+	if !strings.Contains(s, "/") || !strings.Contains(strings.SplitN(s, "/", 2)[0], ".") && !strings.Contains(strings.SplitN(s, "/", 2)[0], ":") &&
 		strings.SplitN(s, "/", 2)[0] != "localhost" {
 		// name.ParseReference would quietly add Docker Hub; kiln wants the
 		// registry spelled out, so an image never lands somewhere unintended.

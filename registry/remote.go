@@ -54,7 +54,9 @@ func (s *remoteStore) resolve(ctx context.Context, id string) (v1.Descriptor, er
 		if isNotFound(err) {
 			return v1.Descriptor{}, &NotFoundError{Ref: ref.Name(), What: "manifest"}
 		}
-		return v1.Descriptor{}, s.wrap(err)
+		// The reference as asked for, tag included: "registry down" and
+		// "not authorized" should say which image was wanted.
+		return v1.Descriptor{}, s.wrapAs(ref.Name(), err)
 	}
 	return *d, nil
 }
@@ -188,18 +190,21 @@ func (s *remoteStore) referrers(ctx context.Context, d v1.Hash) ([]v1.Descriptor
 }
 
 // wrap names the repository in an error and keeps its cause.
-func (s *remoteStore) wrap(err error) error {
+func (s *remoteStore) wrap(err error) error { return s.wrapAs(s.String(), err) }
+
+// wrapAs is wrap naming what (a reference in the repository) instead.
+func (s *remoteStore) wrapAs(what string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("%s: not authorized (check `kiln login %s`, or the docker/podman credentials for it): %w", s, s.repo.RegistryStr(), err)
+		return fmt.Errorf("%s: not authorized (check `kiln login %s`, or the docker/podman credentials for it): %w", what, s.repo.RegistryStr(), err)
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%s: %w", s, err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func isNotFound(err error) bool {

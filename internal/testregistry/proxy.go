@@ -313,13 +313,13 @@ func (p *FaultProxy) copyBody(w http.ResponseWriter, body io.Reader, limit int64
 		}
 		n, rerr := body.Read(chunk)
 		if n > 0 {
+			// Counted before they are written, and what was not written
+			// taken back after: a client that has read the bytes must find
+			// them counted, even if it asks before this handler resumes.
+			p.countServed(req, int64(n))
 			m, werr := w.Write(chunk[:n])
 			sent += int64(m)
-			if req.Method == http.MethodGet {
-				p.mu.Lock()
-				p.served[req.URL.Path] += int64(m)
-				p.mu.Unlock()
-			}
+			p.countServed(req, int64(m-n))
 			if werr != nil {
 				return werr
 			}
@@ -335,6 +335,16 @@ func (p *FaultProxy) copyBody(w http.ResponseWriter, body io.Reader, limit int64
 		}
 	}
 	return nil
+}
+
+// countServed adds n body bytes sent for a GET request.
+func (p *FaultProxy) countServed(req *http.Request, n int64) {
+	if req.Method != http.MethodGet || n == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.served[req.URL.Path] += n
+	p.mu.Unlock()
 }
 
 // cut takes the connection from the server and closes it: after sending
