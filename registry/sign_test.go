@@ -45,15 +45,6 @@ func signFixtures(t *testing.T) []signFixture {
 	}
 }
 
-func mustRef(t *testing.T, s string) Ref {
-	t.Helper()
-	r, err := ParseRef(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func mustKey(t *testing.T, alg string) crypto.Signer {
 	t.Helper()
 	k, err := GenerateKey(alg)
