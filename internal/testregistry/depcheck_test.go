@@ -8,11 +8,11 @@ import (
 	"github.com/kiln-project/kiln/internal/testutil"
 )
 
-// TestDepcheck keeps the harness small: of kiln it may use testutil only
-// (and what testutil uses), of the rest the standard library and
+// TestDepcheck keeps the harness small: of kiln it may use testutil (and
+// what testutil uses) and aptsources, of the rest the standard library and
 // x/crypto; its tests may add go-containerregistry.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "internal/testutil", "internal/flock")
+	testutil.CheckImports(t, "internal/testutil", "internal/flock", "internal/aptsources")
 
 	// go list: every non-standard package the harness pulls in, and the
 	// non-standard imports of its tests.

@@ -1,4 +1,6 @@
-package builder
+// Package aptsources reads the Debian mirrors a host's apt is configured
+// with: kiln never names a mirror itself.
+package aptsources
 
 import (
 	"bufio"
