@@ -92,7 +92,6 @@ func newIndex(entries []indexEntry, annotations map[string]string) (*builtIndex,
 		p := e.platform
 		d.Platform = &p
 		d.Annotations = e.annotations
-		d.ArtifactType = e.artifactType
 		im.Manifests = append(im.Manifests, *d)
 		bi.images[d.Digest] = e.image
 	}
@@ -102,10 +101,9 @@ func newIndex(entries []indexEntry, annotations map[string]string) (*builtIndex,
 }
 
 type indexEntry struct {
-	image        v1.Image
-	platform     v1.Platform
-	annotations  map[string]string
-	artifactType string
+	image       v1.Image
+	platform    v1.Platform
+	annotations map[string]string
 }
 
 func (b *builtIndex) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
