@@ -344,7 +344,12 @@ func (c *Client) unpack(ctx context.Context, r *resolved, blob string, req PullR
 	}
 	// Untrusted until checked: a qcow2 (or raw) without a backing file.
 	if _, err := image.Check(tmp.Name(), image.WithMaxVirtualSize(4*limit)); err != nil {
-		return v1.Hash{}, fmt.Errorf("%s: the pulled disk is not usable: %w", req.Ref, err)
+		if errors.Is(err, image.ErrBackingFile) {
+			// The check's advice (flatten the file) is for local files; a
+			// published image with a backing file is broken at its source.
+			return v1.Hash{}, fmt.Errorf("%s: the disk in it has a backing file: an image in a registry must stand alone (whoever publishes it should flatten it with qemu-img convert first): %w", req.Ref, image.ErrBackingFile)
+		}
+		return v1.Hash{}, fmt.Errorf("%s: the pulled disk is not usable: %s", req.Ref, strings.ReplaceAll(err.Error(), tmp.Name(), "the disk"))
 	}
 	if err := os.Rename(tmp.Name(), req.Out); err != nil {
 		return v1.Hash{}, err
