@@ -72,6 +72,9 @@ func (c *Client) Pull(ctx context.Context, req PullRequest) (*PullResult, error)
 	if req.Out == "" {
 		return nil, errors.New("pull: no output file (-o FILE)")
 	}
+	if err := os.MkdirAll(filepath.Dir(req.Out), 0o755); err != nil {
+		return nil, fmt.Errorf("pull: output directory: %w", err)
+	}
 	r, err := c.resolve(ctx, req.Ref)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/manifest"
+)
+
+// smallImage writes a small real qcow2 and the kiln manifest beside it.
+func smallImage(t *testing.T, dir string) string {
+	t.Helper()
+	qemuImg := testutil.NeedTool(t, "qemu-img")
+	img := filepath.Join(dir, "web.qcow2")
+	if out, err := exec.Command(qemuImg, "create", "-q", "-f", "qcow2", img, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, err := v1.SHA256(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &manifest.Manifest{
+		SchemaVersion: manifest.SchemaVersion,
+		Kiln:          manifest.Kiln{Version: "test", ImageLayout: "test"},
+		Recipe:        manifest.Recipe{Name: "web", File: "web.yaml", Digest: "sha256:" + h.Hex, ImageKey: h.Hex[:32], Roles: []string{"app-host"}},
+		Base:          manifest.Base{Ref: "debian:trixie", Kind: manifest.BasePackages, Suite: "trixie"},
+		OS:            manifest.OS{Distro: "debian", Release: "trixie", Kernel: "6.12", CloudInit: "25.1", Systemd: "257"},
+		Disk:          manifest.Disk{Format: "qcow2", Compression: "zstd", Firmware: []string{"bios"}, VirtualSize: 64 << 20, FileSize: n},
+		Packages:      []manifest.Package{{Name: "bash", Version: "5.2.37-2", Arch: "amd64"}},
+		Artifacts:     []manifest.Artifact{{Name: "web.qcow2", Size: n, SHA256: h.String()}},
+		Checks:        []manifest.Check{},
+		Build:         manifest.Build{Mode: "offline", SourceDateEpoch: 1767225600},
+	}
+	if err := manifest.Write(manifest.PathFor(img), m); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// The registry commands as a user runs them, on an OCI layout directory
+// (the registry itself is the registry package's integration tests' job):
+// generate a key, push signed, inspect, pull verified; another key's pull
+// fails with nothing written; bad references are usage errors.
+func TestPushInspectPullCLI(t *testing.T) {
+	dir := t.TempDir()
+	smallImage(t, dir)
+	env := []string{"KILN_KEY_PASSPHRASE="}
+	cache := []string{"--cache-dir", filepath.Join(dir, "cache")}
+	must := func(args ...string) map[string]any {
+		t.Helper()
+		r := run(t, dir, env, append(args, "-O", "json")...)
+		if r.code != 0 {
+			t.Fatalf("kiln %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		return envelopeOf(t, r)["data"].(map[string]any)
+	}
+	must("key", "generate", "-o", "k")
+	must("key", "generate", "-o", "other")
+	pushed := must(append([]string{"push", "web.qcow2", "oci:store:web", "--sign", "k.key"}, cache...)...)
+	if pushed["signature"] == "" || pushed["format"] != "kiln" || len(pushed["referrers"].([]any)) != 2 {
+		t.Fatalf("push: %v", pushed)
+	}
+	info := must(append([]string{"inspect", "oci:store:web"}, cache...)...)
+	if info["digest"] != pushed["digest"] || info["signatures"] != 1.0 || info["format"] != "kiln" || len(info["referrers"].([]any)) != 2 || info["packages"] != 1.0 {
+		t.Fatalf("inspect: %v", info)
+	}
+	pulled := must(append([]string{"pull", "oci:store:web", "-o", "out/web.qcow2", "--verify", "k.pub"}, cache...)...)
+	if pulled["verified"] != true || pulled["digest"] != pushed["digest"] {
+		t.Fatalf("pull: %v", pulled)
+	}
+	sameBytes(t, filepath.Join(dir, "web.qcow2"), filepath.Join(dir, "out", "web.qcow2"))
+	sameBytes(t, filepath.Join(dir, "web.manifest.json"), filepath.Join(dir, "out", "web.manifest.json"))
+
+	r := run(t, dir, env, append([]string{"pull", "oci:store:web", "-o", "other.qcow2", "--verify", "other.pub"}, cache...)...)
+	if r.code != 1 || !bytes.Contains([]byte(r.stderr), []byte("no signature from this key")) {
+		t.Errorf("pull with another key: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other.qcow2")); err == nil {
+		t.Error("a pull that failed verification wrote its output")
+	}
+	for _, args := range [][]string{
+		{"pull", "store:web", "-o", "x.qcow2"},                        // no registry host
+		{"pull", "ftp://example.com/x", "-o", "x.qcow2"},              // unknown scheme
+		{"push", "web.qcow2", "oci:store:web", "--format", "tarball"}, // unknown format
+		{"push", "missing.qcow2", "oci:store:web"},
+	} {
+		if r := run(t, dir, env, args...); r.code != 2 {
+			t.Errorf("kiln %v: exit %d, want 2 (usage)\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
+func sameBytes(t *testing.T, a, b string) {
+	t.Helper()
+	x, err1 := os.ReadFile(a)
+	y, err2 := os.ReadFile(b)
+	if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+		t.Errorf("%s and %s differ (%v %v)", a, b, err1, err2)
+	}
+}
