@@ -92,6 +92,10 @@ func newIndex(entries []indexEntry, annotations map[string]string) (*builtIndex,
 		p := e.platform
 		d.Platform = &p
 		d.Annotations = e.annotations
+		// No artifactType on index entries (the manifest has it): skopeo
+		// 1.9 drops the field when it copies an index, which changes the
+		// index's digest, and --preserve-digests then refuses the copy.
+		d.ArtifactType = ""
 		im.Manifests = append(im.Manifests, *d)
 		bi.images[d.Digest] = e.image
 	}

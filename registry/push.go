@@ -289,9 +289,6 @@ func nativeImage(disk *fileBlob, m *manifest.Manifest, annotations map[string]st
 	if err != nil {
 		return nil, nil, err
 	}
-	// No artifactType on the index entry (it is on the manifest): skopeo
-	// 1.9 drops the field when it copies an index, which changes the
-	// index's digest, and --preserve-digests then refuses to copy it.
 	idx, err := newIndex([]indexEntry{{image: img, platform: amd64, annotations: annotations}}, nil)
 	return img, idx, err
 }
