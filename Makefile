@@ -49,6 +49,9 @@ fuzz: ## run every fuzz target for FUZZTIME
 	$(FUZZ) -fuzz='^FuzzRead$$' ./iso
 	$(FUZZ) -fuzz='^FuzzReadGPT$$' ./disk/gpt
 	$(FUZZ) -fuzz='^FuzzExt4Open$$' ./disk/ext4
+	$(FUZZ) -fuzz='^FuzzCheck$$' ./disk/image
+	$(FUZZ) -fuzz='^FuzzParseRef$$' ./registry
+	$(FUZZ) -fuzz='^FuzzInspectManifest$$' ./registry
 
 bench: deps kiln ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench
