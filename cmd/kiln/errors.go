@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -67,10 +68,12 @@ func exitCode(err error) int {
 	var re *recipes.Error
 	var ue usageError
 	var ii invalidInput
+	var nf *registry.NotFoundError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitSignal
-	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ii), isUsage(err):
+	case errors.As(err, &el), errors.As(err, &re), errors.As(err, &ue), errors.As(err, &ii), isUsage(err),
+		errors.As(err, &nf): // an image that is not there, like a missing input file
 		return exitInvalid
 	}
 	return exitFailure

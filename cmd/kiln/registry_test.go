@@ -94,10 +94,31 @@ func TestPushInspectPullCLI(t *testing.T) {
 		{"pull", "ftp://example.com/x", "-o", "x.qcow2"},              // unknown scheme
 		{"push", "web.qcow2", "oci:store:web", "--format", "tarball"}, // unknown format
 		{"push", "missing.qcow2", "oci:store:web"},
+		{"pull", "oci:store:nosuchtag", "-o", "x.qcow2"}, // not there, like a missing file
 	} {
 		if r := run(t, dir, env, args...); r.code != 2 {
 			t.Errorf("kiln %v: exit %d, want 2 (usage)\n%s", args, r.code, r.stderr)
 		}
+	}
+}
+
+// kiln lint takes a reference: the image is pulled, then linted (this
+// blank disk has no root filesystem, which lint reports for the reference).
+func TestLintReference(t *testing.T) {
+	dir := t.TempDir()
+	smallImage(t, dir)
+	if r := run(t, dir, nil, "push", "web.qcow2", "oci:store:web"); r.code != 0 {
+		t.Fatalf("push: %d %s", r.code, r.stderr)
+	}
+	r := run(t, dir, nil, "lint", "oci:store:web", "-O", "json")
+	env := envelopeOf(t, r)
+	results := env["data"].(map[string]any)["reports"].([]any)
+	res := results[0].(map[string]any)
+	if r.code == 0 || res["image"] != "oci:store:web" || res["error"] == nil {
+		t.Fatalf("lint of a pulled blank disk: exit %d %v\n%s", r.code, res, r.stderr)
+	}
+	if !bytes.Contains([]byte(r.stdout), []byte(`"step": "pull"`)) && !bytes.Contains([]byte(r.stdout), []byte(`"step":"pull"`)) {
+		t.Errorf("lint did not pull the reference:\n%s", r.stdout)
 	}
 }
 
