@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 func TestCacheListPrune(t *testing.T) {
@@ -126,5 +129,42 @@ func TestPruneKeepsWhatABuildReads(t *testing.T) {
 	r2()
 	if res, _ := c.Prune(PruneOptions{All: true}); len(res.Removed) != 1 {
 		t.Fatalf("unused image kept: %+v", res)
+	}
+}
+
+// Registry blobs and interrupted pulls are cache entries too: listed,
+// pruned by age, and an interrupted pull a running pull holds is kept.
+func TestCacheRegistryBlobs(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	hex := strings.Repeat("ab", 32)
+	part := strings.Repeat("cd", 32)
+	os.MkdirAll(c.path("blobs", "sha256"), 0o755)
+	os.MkdirAll(c.path("blobs", "partial"), 0o755)
+	os.WriteFile(c.path("blobs", "sha256", hex), make([]byte, 4096), 0o644)
+	os.WriteFile(c.path("blobs", "partial", part), make([]byte, 4096), 0o644)
+	os.WriteFile(c.path("blobs", "partial", part+".lock"), nil, 0o644)
+	entries, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[Kind]string{}
+	for _, e := range entries {
+		kinds[e.Kind] = e.Key
+	}
+	if len(entries) != 2 || kinds[KindBlob] != hex || kinds[KindPartial] != part {
+		t.Fatalf("List: %+v", entries)
+	}
+	// The registry package's pull holds the partial's lock while it downloads.
+	unlock, err := flock.TryLock(c.path("blobs", "partial", part+".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Prune(PruneOptions{All: true})
+	unlock()
+	if err != nil || len(res.Removed) != 1 || res.Removed[0].Kind != KindBlob || len(res.InUse) != 1 {
+		t.Fatalf("Prune: %+v %v", res, err)
+	}
+	if _, err := os.Stat(c.path("blobs", "partial", part)); err != nil {
+		t.Fatalf("prune removed a pull in progress: %v", err)
 	}
 }
