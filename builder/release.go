@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/ctxio"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -81,7 +82,7 @@ func releaseCodename(ctx context.Context, archive, suite string) (string, error)
 		return "", fmt.Errorf("mirror %q is not an http(s) or file: URL", archive)
 	}
 	limited := &io.LimitedReader{R: body, N: releaseFileLimit}
-	codename, err := codenameField(ctxReader{ctx, limited})
+	codename, err := codenameField(ctxio.Reader(ctx, limited))
 	if err != nil {
 		if limited.N == 0 {
 			err = fmt.Errorf("%w in its first %d KiB", err, releaseFileLimit>>10)
@@ -116,18 +117,4 @@ func codenameField(r io.Reader) (string, error) {
 		return "", err
 	}
 	return "", fmt.Errorf("no Codename field")
-}
-
-// ctxReader stops reading once ctx ends (a file: mirror on a stalled
-// network file system).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/ctxio"
 	"github.com/kiln-project/kiln/internal/flock"
 )
 
@@ -147,7 +148,7 @@ func (s *layoutStore) writeBlob(ctx context.Context, d v1.Hash, size int64, open
 	defer rc.Close()
 	return atomicfile.WriteFrom(p, 0o644, func(w io.Writer) error {
 		hw := newVerifier(d, size)
-		if _, err := io.Copy(io.MultiWriter(w, hw), ctxReader{ctx, rc}); err != nil {
+		if _, err := io.Copy(io.MultiWriter(w, hw), ctxio.Reader(ctx, rc)); err != nil {
 			return err
 		}
 		return hw.check()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/atomicfile"
+	"github.com/kiln-project/kiln/internal/ctxio"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/manifest"
 )
@@ -366,7 +367,7 @@ func (c *Client) unpack(ctx context.Context, r *resolved, blob string, req PullR
 }
 
 func copyBounded(ctx context.Context, w io.Writer, r io.Reader, limit int64, ref Ref) error {
-	n, err := io.Copy(w, io.LimitReader(ctxReader{ctx, r}, limit+1))
+	n, err := io.Copy(w, io.LimitReader(ctxio.Reader(ctx, r), limit+1))
 	if err != nil {
 		return fmt.Errorf("%s: unpacking the disk: %w", ref, err)
 	}

@@ -7,5 +7,5 @@ import (
 )
 
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "internal/progress", "internal/flock", "internal/digest", "internal/lazyre")
+	testutil.CheckImports(t, "internal/progress", "internal/flock", "internal/digest", "internal/lazyre", "internal/ctxio")
 }

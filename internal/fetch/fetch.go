@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kiln-project/kiln/internal/ctxio"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/lazyre"
@@ -161,7 +162,7 @@ func (f *Fetcher) download(ctx context.Context, rawURL, part string) (bool, erro
 		step.Note(fmt.Sprintf("resuming at %d bytes", have))
 	}
 	body := progress.NewReader(resp.Body, step, total)
-	n, err := io.Copy(out, &ctxReader{r: body, ctx: ctx})
+	n, err := io.Copy(out, ctxio.Reader(ctx, body))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -220,17 +221,4 @@ func mustPath(raw string) string {
 		return raw
 	}
 	return u.Path
-}
-
-// ctxReader stops a copy when ctx ends.
-type ctxReader struct {
-	r   io.Reader
-	ctx context.Context
-}
-
-func (o *ctxReader) Read(p []byte) (int, error) {
-	if err := o.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return o.r.Read(p)
 }
