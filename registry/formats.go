@@ -4,10 +4,8 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +161,3 @@ func podmanImage(layer, disk *fileBlob, m *manifest.Manifest, annotations map[st
 	}}, nil)
 	return img, idx, err
 }
-
-var _ = errors.Is
-var _ fs.FileMode

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -88,5 +87,3 @@ func countSignatures(ctx context.Context, s store, d v1.Hash) int {
 	}
 	return n
 }
-
-var _ = strings.TrimSpace

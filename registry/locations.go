@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -28,6 +29,10 @@ func (c *Client) locations(registry string) *locations {
 func (l *locations) repos(d v1.Hash) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.reposLocked(d)
+}
+
+func (l *locations) reposLocked(d v1.Hash) []string {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil
@@ -58,7 +63,9 @@ func (l *locations) add(repo string, blobs ...v1.Hash) {
 	defer f.Close()
 	var b strings.Builder
 	for _, d := range blobs {
-		b.WriteString(d.String() + " " + repo + "\n")
+		if !slices.Contains(l.reposLocked(d), repo) {
+			b.WriteString(d.String() + " " + repo + "\n")
+		}
 	}
 	f.WriteString(b.String())
 }

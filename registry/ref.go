@@ -62,8 +62,8 @@ type RefError struct {
 
 func (e *RefError) Error() string { return fmt.Sprintf("image reference %q: %s", e.Ref, e.Msg) }
 
-// ParseRef reads an image reference (see Ref). insecure allows plain HTTP
-// to the registry; loopback registries are always allowed it.
+// ParseRef reads an image reference (see Ref). Whether plain HTTP may be
+// used is the Client's business (Options.Insecure), not the reference's.
 func ParseRef(s string) (Ref, error) {
 	raw := s
 	if strings.TrimSpace(s) != s || s == "" {
