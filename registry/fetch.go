@@ -87,8 +87,14 @@ func (c *Client) fetchBlob(ctx context.Context, s store, d v1.Descriptor, dir st
 			return nil, ctx.Err()
 		}
 		var nf *NotFoundError
+		var le *localError
 		if errors.As(err, &nf) {
 			return nil, err
+		}
+		if errors.As(err, &le) {
+			// A full disk or a broken file system does not pass with a
+			// retry; what was written stays for the next run to resume.
+			return nil, fmt.Errorf("%s: blob %s: %w", s, d.Digest, le.err)
 		}
 		if off > before {
 			failures, delay = 0, c.opts.RetryDelay // progress: a fresh budget
@@ -142,7 +148,7 @@ func (c *Client) fetchFrom(ctx context.Context, s store, d v1.Descriptor, f *os.
 				return fmt.Errorf("blob %s: longer than its %d bytes", d.Digest, d.Size)
 			}
 			if _, err := f.Write(buf[:n]); err != nil {
-				return err
+				return &localError{err}
 			}
 			h.Write(buf[:n])
 			*off += int64(n)
@@ -168,6 +174,13 @@ func (c *Client) fetchFrom(ctx context.Context, s store, d v1.Descriptor, f *os.
 	step.Advance(*off, d.Size)
 	return nil
 }
+
+// localError is a failure on this machine (writing the download), not in
+// the transfer: not worth a retry.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // rehash reads what a partial file holds into a fresh hash.
 func rehash(f *os.File) (hash.Hash, int64, error) {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-project/kiln/internal/testregistry"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/manifest"
 )
@@ -128,5 +131,78 @@ func sameBytes(t *testing.T, a, b string) {
 	y, err2 := os.ReadFile(b)
 	if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
 		t.Errorf("%s and %s differ (%v %v)", a, b, err1, err2)
+	}
+}
+
+// Disk full while pulling: kiln pull fails saying so, with nothing at the
+// output path; with room, the same pull succeeds. The output and cache
+// live on a small tmpfs in a mount namespace of the test's own.
+func TestPullDiskFull(t *testing.T) {
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	unshare := testutil.NeedTool(t, "unshare")
+	qemuImg := testutil.NeedTool(t, "qemu-img")
+	reg := testregistry.Start(t, testregistry.Options{})
+	dir := t.TempDir()
+	smallImage(t, dir)
+	// 16 MiB of data that does not compress: a disk bigger than the tmpfs.
+	raw := make([]byte, 16<<20)
+	rand.Read(raw)
+	os.WriteFile(filepath.Join(dir, "data.raw"), raw, 0o644)
+	if out, err := exec.Command(qemuImg, "convert", "-f", "raw", "-O", "qcow2", filepath.Join(dir, "data.raw"), filepath.Join(dir, "web.qcow2")).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rewriteArtifact(t, filepath.Join(dir, "web.qcow2"))
+	ref := reg.Host + "/kiln/full:1"
+	if r := run(t, dir, nil, "push", "web.qcow2", ref); r.code != 0 {
+		t.Fatalf("push: %d %s", r.code, r.stderr)
+	}
+	pullOn := func(size string) (result, string) {
+		mnt := t.TempDir()
+		// Runs the pull, then lists what is in the output's directory.
+		script := `mnt=$1; shift; mount -t tmpfs -o size=` + size + ` tmpfs "$mnt" || exit 99; "$@"; rc=$?; ls -A "$mnt/out"; exit $rc`
+		cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh", mnt,
+			kilnBin, "pull", ref, "-o", filepath.Join(mnt, "out", "web.qcow2"), "--cache-dir", filepath.Join(mnt, "cache"))
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), code}, mnt
+	}
+	r, _ := pullOn("8m")
+	t.Logf("kiln pull onto a full disk: %s", r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") {
+		t.Fatalf("pull onto a full disk: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "web.qcow2") {
+		t.Errorf("a pull that ran out of space left its output:\n%s", r.stdout)
+	}
+	if r, _ := pullOn("128m"); r.code != 0 || !strings.Contains(r.stdout, "web.qcow2") {
+		t.Fatalf("pull with room: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// rewriteArtifact updates the manifest beside img to img's digest and size.
+func rewriteArtifact(t *testing.T, img string) {
+	t.Helper()
+	m, err := manifest.Read(manifest.PathFor(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, err := v1.SHA256(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Artifacts[0].SHA256, m.Artifacts[0].Size, m.Disk.FileSize = h.String(), n, n
+	if err := manifest.Write(manifest.PathFor(img), m); err != nil {
+		t.Fatal(err)
 	}
 }
