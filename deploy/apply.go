@@ -1,0 +1,96 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/progress"
+)
+
+// Hosts are the hypervisors a fleet uses, by URI.
+type Hosts map[string]Hypervisor
+
+// Observe lists the kiln-owned instances of every host.
+func (hs Hosts) Observe(ctx context.Context) ([]Instance, error) {
+	var all []Instance
+	uris := make([]string, 0, len(hs))
+	for u := range hs {
+		uris = append(uris, u)
+	}
+	sort.Strings(uris)
+	for _, u := range uris {
+		owned, _, err := hs[u].Instances(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		for i := range owned {
+			owned[i].Host = u
+		}
+		all = append(all, owned...)
+	}
+	return all, nil
+}
+
+// ApplyOptions configure Apply.
+type ApplyOptions struct {
+	// LockDir holds one lock file per set: two applies of the same set
+	// never run at once on this machine.
+	LockDir string
+	Prune   bool
+	// Progress receives one event per change.
+	Progress progress.Sink
+}
+
+// Apply makes the hosts hold what desired says for sets: it observes,
+// diffs and carries out the plan. Every step is idempotent, so an apply
+// killed half-way is finished by the next one.
+func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, opts ApplyOptions) (Plan, error) {
+	if opts.LockDir != "" {
+		sorted := append([]string(nil), sets...)
+		sort.Strings(sorted) // one order, so two applies cannot deadlock
+		for _, s := range sorted {
+			unlock, err := flock.Lock(ctx, filepath.Join(opts.LockDir, s+".lock"))
+			if err != nil {
+				return Plan{}, fmt.Errorf("set %s: lock: %w", s, err)
+			}
+			defer unlock()
+		}
+	}
+	actual, err := hosts.Observe(ctx)
+	if err != nil {
+		return Plan{}, err
+	}
+	plan := Diff(sets, desired, actual, opts.Prune)
+	specs := map[string]InstanceSpec{}
+	for _, d := range desired {
+		specs[d.Spec.Name] = d.Spec
+	}
+	st := progress.Begin(opts.Progress, "apply", int64(len(plan.Changes)), "")
+	for i, c := range plan.Changes {
+		if !c.Act {
+			continue
+		}
+		h, ok := hosts[c.Host]
+		if !ok {
+			return plan, fmt.Errorf("%s: instance %s is on host %s, which the fleet file no longer lists; add it back to remove the instance", c.Set, c.Instance, c.Host)
+		}
+		st.Note(fmt.Sprintf("%s %s on %s (%s)", c.Op, c.Instance, c.Host, c.Reason))
+		switch c.Op {
+		case OpCreate:
+			err = h.Create(ctx, specs[c.Instance])
+		case OpStart:
+			err = h.Start(ctx, c.Instance)
+		case OpDelete, OpForeign:
+			err = h.Delete(ctx, c.Instance)
+		}
+		if err != nil {
+			return plan, fmt.Errorf("%s %s on %s: %w", c.Op, c.Instance, c.Host, err)
+		}
+		st.Advance(int64(i+1), int64(len(plan.Changes)))
+	}
+	st.End(fmt.Sprintf("%d changes, %d unchanged", len(plan.Changes), plan.Unchanged))
+	return plan, nil
+}
