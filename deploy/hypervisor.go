@@ -24,6 +24,9 @@ type Metadata struct {
 	// Spec is the hash of everything else the instance was made from
 	// (size, firmware, network, seed): a change means it is outdated.
 	Spec string `xml:"spec,attr"`
+	// Ports are the forwards of user networking, "guest:host,…" on
+	// 127.0.0.1; chosen at creation, kept for the instance's life.
+	Ports string `xml:"ports,attr,omitempty"`
 }
 
 // State is a domain's run state as kiln reports it.

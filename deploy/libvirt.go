@@ -1,0 +1,482 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/kiln-project/kiln/internal/qemu"
+)
+
+// Libvirt is a host reached through libvirt's RPC protocol
+// (github.com/digitalocean/go-libvirt: pure Go). Everything kiln makes is
+// described with libvirt.org/go/libvirtxml and carries kiln's metadata.
+type Libvirt struct {
+	uri  string
+	conn *libvirt.Libvirt
+	opts LibvirtOptions
+}
+
+// LibvirtOptions configure a libvirt host.
+type LibvirtOptions struct {
+	// Pool is the storage pool kiln keeps bases, overlays and seeds in;
+	// default "kiln", made as a directory pool at PoolPath when missing.
+	Pool     string
+	PoolPath string
+	// Accel is the domain type: kvm only where KVM really works (the
+	// default asks internal/qemu), qemu (TCG) otherwise.
+	Accel qemu.Accel
+}
+
+// DialLibvirt connects to a libvirt URI (qemu:///system,
+// qemu+unix:///system?socket=…, qemu+ssh://…, qemu+tcp://…).
+func DialLibvirt(uri string, opts LibvirtOptions) (*Libvirt, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("libvirt URI %q: %w", uri, err)
+	}
+	conn, err := libvirt.ConnectToURI(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (is libvirtd running there, and may this user use it?)", uri, err)
+	}
+	if opts.Pool == "" {
+		opts.Pool = "kiln"
+	}
+	if opts.PoolPath == "" {
+		opts.PoolPath = "/var/lib/libvirt/images/kiln"
+	}
+	if opts.Accel == "" {
+		opts.Accel, _ = qemu.DetectAccel()
+	}
+	return &Libvirt{uri: uri, conn: conn, opts: opts}, nil
+}
+
+// Close ends the connection.
+func (h *Libvirt) Close() error { return h.conn.Disconnect() }
+
+// URI is the host's libvirt URI.
+func (h *Libvirt) URI() string { return h.uri }
+
+// pool finds kiln's storage pool, making it (a directory pool) when missing.
+func (h *Libvirt) pool() (libvirt.StoragePool, error) {
+	p, err := h.conn.StoragePoolLookupByName(h.opts.Pool)
+	if err == nil {
+		if active, _ := h.conn.StoragePoolIsActive(p); active == 0 {
+			if err := h.conn.StoragePoolCreate(p, 0); err != nil {
+				return p, fmt.Errorf("%s: start storage pool %s: %w", h.uri, h.opts.Pool, err)
+			}
+		}
+		return p, h.conn.StoragePoolRefresh(p, 0)
+	}
+	if !isNoStoragePool(err) {
+		return p, fmt.Errorf("%s: storage pool %s: %w", h.uri, h.opts.Pool, err)
+	}
+	doc := &libvirtxml.StoragePool{Type: "dir", Name: h.opts.Pool, Target: &libvirtxml.StoragePoolTarget{Path: h.opts.PoolPath}}
+	x, err := doc.Marshal()
+	if err != nil {
+		return p, err
+	}
+	if p, err = h.conn.StoragePoolDefineXML(x, 0); err != nil {
+		return p, fmt.Errorf("%s: define storage pool %s at %s: %w", h.uri, h.opts.Pool, h.opts.PoolPath, err)
+	}
+	if err := h.conn.StoragePoolBuild(p, 0); err != nil {
+		return p, fmt.Errorf("%s: build storage pool %s: %w", h.uri, h.opts.Pool, err)
+	}
+	if err := h.conn.StoragePoolCreate(p, 0); err != nil {
+		return p, fmt.Errorf("%s: start storage pool %s: %w", h.uri, h.opts.Pool, err)
+	}
+	h.conn.StoragePoolSetAutostart(p, 1)
+	return p, nil
+}
+
+func isNoStoragePool(err error) bool {
+	var le libvirt.Error
+	return errors.As(err, &le) && le.Code == uint32(libvirt.ErrNoStoragePool)
+}
+
+func isNoDomain(err error) bool {
+	var le libvirt.Error
+	return errors.As(err, &le) && le.Code == uint32(libvirt.ErrNoDomain)
+}
+
+func isNoVolume(err error) bool {
+	var le libvirt.Error
+	return errors.As(err, &le) && le.Code == uint32(libvirt.ErrNoStorageVol)
+}
+
+// Volume names: one base per image digest, and an overlay and a seed per
+// instance, named after it, so a half-made instance is found by its files.
+func baseVolume(digest string) string {
+	return "kiln-base-" + strings.TrimPrefix(digest, "sha256:") + ".qcow2"
+}
+func overlayVolume(instance string) string { return instance + ".qcow2" }
+func seedVolume(instance string) string    { return instance + "-seed.iso" }
+
+// Instances lists kiln's domains (by their metadata) and half-made
+// instances (an overlay or seed without a domain).
+func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
+	doms, _, err := h.conn.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: list domains: %w", h.uri, err)
+	}
+	var out []Instance
+	foreign := 0
+	have := map[string]bool{}
+	for _, d := range doms {
+		raw, err := h.conn.DomainGetMetadata(d, int32(libvirt.DomainMetadataElement), libvirt.OptString{MetadataNamespace}, 0)
+		if err != nil {
+			foreign++ // no kiln metadata: never touched
+			continue
+		}
+		var m Metadata
+		if err := xml.Unmarshal([]byte(raw), &m); err != nil {
+			return nil, 0, fmt.Errorf("%s: domain %s: kiln metadata: %w", h.uri, d.Name, err)
+		}
+		state, _, err := h.conn.DomainGetState(d, 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: domain %s: %w", h.uri, d.Name, err)
+		}
+		inst := Instance{Name: d.Name, Host: h.uri, State: stateOf(libvirt.DomainState(state)), Meta: m, Ports: m.portMap()}
+		out = append(out, inst)
+		have[d.Name] = true
+	}
+	p, err := h.conn.StoragePoolLookupByName(h.opts.Pool)
+	if err == nil {
+		h.conn.StoragePoolRefresh(p, 0)
+		vols, _, err := h.conn.StoragePoolListAllVolumes(p, 1, 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: list volumes: %w", h.uri, err)
+		}
+		partial := map[string]bool{}
+		for _, v := range vols {
+			name := strings.TrimSuffix(strings.TrimSuffix(v.Name, "-seed.iso"), ".qcow2")
+			if strings.HasPrefix(v.Name, "kiln-base-") || have[name] || !strings.HasSuffix(v.Name, ".qcow2") && !strings.HasSuffix(v.Name, "-seed.iso") {
+				continue
+			}
+			partial[name] = true
+		}
+		for name := range partial {
+			set, ord, ok := splitInstanceName(name)
+			if !ok {
+				continue
+			}
+			out = append(out, Instance{Name: name, Host: h.uri, State: Partial, Meta: Metadata{Set: set, Ordinal: ord}})
+		}
+	} else if !isNoStoragePool(err) {
+		return nil, 0, fmt.Errorf("%s: storage pool %s: %w", h.uri, h.opts.Pool, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, foreign, nil
+}
+
+// splitInstanceName reads "<set>-<ordinal>".
+func splitInstanceName(name string) (string, int, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n < 0 {
+		return "", 0, false
+	}
+	return name[:i], n, true
+}
+
+func stateOf(s libvirt.DomainState) State {
+	switch s {
+	case libvirt.DomainRunning, libvirt.DomainBlocked:
+		return Running
+	case libvirt.DomainPaused, libvirt.DomainPmsuspended:
+		return Paused
+	case libvirt.DomainShutoff, libvirt.DomainShutdown:
+		return Stopped
+	case libvirt.DomainCrashed:
+		return Crashed
+	}
+	return Unknown
+}
+
+// Create makes (or completes) an instance: the base volume for its image
+// when this host has none, its overlay and seed, its domain; then starts it.
+func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
+	p, err := h.pool()
+	if err != nil {
+		return err
+	}
+	base, err := h.ensureBase(p, s)
+	if err != nil {
+		return err
+	}
+	// What a crash left of this instance goes first: the overlay and seed
+	// are remade from scratch, they hold nothing yet.
+	if err := h.Delete(ctx, s.Name); err != nil {
+		return err
+	}
+	overlay, err := h.createOverlay(p, s, base)
+	if err != nil {
+		return err
+	}
+	seed, err := h.upload(p, seedVolume(s.Name), "raw", int64(len(s.Seed)), bytes.NewReader(s.Seed))
+	if err != nil {
+		return err
+	}
+	if s.Network == "user" || s.Network == "" {
+		if s.Meta.Ports, err = forwardPorts(s.Ports); err != nil {
+			return err
+		}
+	}
+	doc, err := h.domainXML(s, overlay, seed)
+	if err != nil {
+		return err
+	}
+	d, err := h.conn.DomainDefineXML(doc)
+	if err != nil {
+		return fmt.Errorf("%s: define %s: %w", h.uri, s.Name, err)
+	}
+	if err := h.conn.DomainCreate(d); err != nil {
+		return fmt.Errorf("%s: start %s: %w", h.uri, s.Name, err)
+	}
+	return nil
+}
+
+// ensureBase uploads the image once per host and digest.
+func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, error) {
+	name := baseVolume(s.Meta.Image)
+	if v, err := h.conn.StorageVolLookupByName(p, name); err == nil {
+		return h.conn.StorageVolGetPath(v)
+	}
+	f, err := os.Open(s.BasePath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	// Uploaded under a temporary name and renamed by recreation would
+	// need a copy; instead a failed upload deletes the volume.
+	return h.upload(p, name, "qcow2", st.Size(), f)
+}
+
+// upload makes a volume of size bytes and streams r into it; a failure
+// removes the volume, so a half-uploaded one is never used.
+func (h *Libvirt) upload(p libvirt.StoragePool, name, format string, size int64, r interface{ Read([]byte) (int, error) }) (string, error) {
+	if v, err := h.conn.StorageVolLookupByName(p, name); err == nil {
+		h.conn.StorageVolDelete(v, 0)
+	}
+	doc := &libvirtxml.StorageVolume{Name: name,
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: format}}}
+	if format == "qcow2" {
+		// The upload replaces the file whole, header and all.
+		doc.Target.Format.Type = "raw"
+	}
+	x, err := doc.Marshal()
+	if err != nil {
+		return "", err
+	}
+	v, err := h.conn.StorageVolCreateXML(p, x, 0)
+	if err != nil {
+		return "", fmt.Errorf("%s: create volume %s: %w", h.uri, name, err)
+	}
+	if err := h.conn.StorageVolUpload(v, r, 0, uint64(size), 0); err != nil {
+		h.conn.StorageVolDelete(v, 0)
+		return "", fmt.Errorf("%s: upload %s: %w", h.uri, name, err)
+	}
+	return h.conn.StorageVolGetPath(v)
+}
+
+// createOverlay makes the instance's copy-on-write disk on the base.
+func (h *Libvirt) createOverlay(p libvirt.StoragePool, s InstanceSpec, base string) (string, error) {
+	doc := &libvirtxml.StorageVolume{Name: overlayVolume(s.Name),
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(s.DiskBytes)},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
+		BackingStore: &libvirtxml.StorageVolumeBackingStore{Path: base,
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}}}
+	x, err := doc.Marshal()
+	if err != nil {
+		return "", err
+	}
+	v, err := h.conn.StorageVolCreateXML(p, x, 0)
+	if err != nil {
+		return "", fmt.Errorf("%s: create overlay for %s: %w", h.uri, s.Name, err)
+	}
+	return h.conn.StorageVolGetPath(v)
+}
+
+// forwardPorts picks a free 127.0.0.1 port for each guest port.
+func forwardPorts(guest []int) (string, error) {
+	var parts []string
+	for _, g := range guest {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		hp := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		parts = append(parts, fmt.Sprintf("%d:%d", g, hp))
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// portMap reads Ports ("guest:host,…").
+func (m Metadata) portMap() map[int]int {
+	if m.Ports == "" {
+		return nil
+	}
+	out := map[int]int{}
+	for _, p := range strings.Split(m.Ports, ",") {
+		g, hp, ok := strings.Cut(p, ":")
+		gi, e1 := strconv.Atoi(g)
+		hi, e2 := strconv.Atoi(hp)
+		if ok && e1 == nil && e2 == nil {
+			out[gi] = hi
+		}
+	}
+	return out
+}
+
+// domainXML describes the instance's domain.
+func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error) {
+	meta, err := xml.Marshal(s.Meta)
+	if err != nil {
+		return "", err
+	}
+	domType := "qemu"
+	if h.opts.Accel == qemu.KVM {
+		domType = "kvm"
+	}
+	d := &libvirtxml.Domain{
+		Type:     domType,
+		Name:     s.Name,
+		Metadata: &libvirtxml.DomainMetadata{XML: string(meta)},
+		Memory:   &libvirtxml.DomainMemory{Value: uint(s.MemoryMiB), Unit: "MiB"},
+		VCPU:     &libvirtxml.DomainVCPU{Value: uint(max(s.VCPUs, 1))},
+		OS: &libvirtxml.DomainOS{
+			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"},
+		},
+		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
+		OnPoweroff: "destroy", OnReboot: "restart", OnCrash: "destroy",
+		Devices: &libvirtxml.DomainDeviceList{
+			Disks: []libvirtxml.DomainDisk{
+				{Device: "disk", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2"},
+					Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: overlay}},
+					Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"}},
+				{Device: "cdrom", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+					Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: seed}},
+					Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
+					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
+			},
+			Serials: []libvirtxml.DomainSerial{{
+				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: h.consolePath(s.Name)}},
+			}},
+		},
+	}
+	if s.Firmware == "uefi" {
+		d.OS.Firmware = "efi"
+	}
+	switch s.Network {
+	case "network":
+		d.Devices.Interfaces = []libvirtxml.DomainInterface{{
+			Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: s.NetworkName}},
+			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+		}}
+	default:
+		// QEMU user networking with forwards on 127.0.0.1: works on any
+		// host, no bridge, nothing on the host's networks. libvirt 9's own
+		// <portForward> needs passt; QEMU's hostfwd needs nothing.
+		netdev := "user,id=kiln0"
+		for g, hp := range s.Meta.portMap() {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hp, g)
+		}
+		d.QEMUCommandline = &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{
+			{Value: "-netdev"}, {Value: netdev}, {Value: "-device"}, {Value: "virtio-net-pci,netdev=kiln0"},
+		}}
+	}
+	return d.Marshal()
+}
+
+// consolePath is where an instance's serial console is logged on its host.
+func (h *Libvirt) consolePath(name string) string {
+	return path.Join(h.opts.PoolPath, name+"-console.log")
+}
+
+// Start starts a stopped instance.
+func (h *Libvirt) Start(ctx context.Context, name string) error {
+	d, err := h.conn.DomainLookupByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", h.uri, name, err)
+	}
+	return h.conn.DomainCreate(d)
+}
+
+// Restart stops and starts an instance (a cold restart: a TCG guest may
+// ignore ACPI for long).
+func (h *Libvirt) Restart(ctx context.Context, name string) error {
+	d, err := h.conn.DomainLookupByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", h.uri, name, err)
+	}
+	if state, _, err := h.conn.DomainGetState(d, 0); err == nil && stateOf(libvirt.DomainState(state)) == Running {
+		if err := h.conn.DomainDestroy(d); err != nil {
+			return fmt.Errorf("%s: stop %s: %w", h.uri, name, err)
+		}
+	}
+	return h.conn.DomainCreate(d)
+}
+
+// Delete removes an instance: its domain (stopped first) and its volumes.
+// What is not there is skipped.
+func (h *Libvirt) Delete(ctx context.Context, name string) error {
+	d, err := h.conn.DomainLookupByName(name)
+	switch {
+	case err == nil:
+		if state, _, err := h.conn.DomainGetState(d, 0); err == nil && stateOf(libvirt.DomainState(state)) != Stopped {
+			h.conn.DomainDestroy(d)
+		}
+		if err := h.conn.DomainUndefineFlags(d, libvirt.DomainUndefineNvram); err != nil && !isNoDomain(err) {
+			return fmt.Errorf("%s: undefine %s: %w", h.uri, name, err)
+		}
+	case !isNoDomain(err):
+		return fmt.Errorf("%s: %s: %w", h.uri, name, err)
+	}
+	p, err := h.conn.StoragePoolLookupByName(h.opts.Pool)
+	if isNoStoragePool(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, v := range []string{overlayVolume(name), seedVolume(name)} {
+		vol, err := h.conn.StorageVolLookupByName(p, v)
+		if isNoVolume(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := h.conn.StorageVolDelete(vol, 0); err != nil && !isNoVolume(err) {
+			return fmt.Errorf("%s: delete volume %s: %w", h.uri, v, err)
+		}
+	}
+	os.Remove(h.consolePath(name)) // local hosts only; remote logs stay with the host
+	return nil
+}
+
+// Console returns the serial log's path on the host.
+func (h *Libvirt) Console(ctx context.Context, name string) (string, error) {
+	return h.consolePath(name), nil
+}
