@@ -1,0 +1,2 @@
+// Package testlibvirt runs real libvirt daemons for kiln's deploy tests.
+package testlibvirt
