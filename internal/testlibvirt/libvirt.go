@@ -1,6 +1,7 @@
 package testlibvirt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +53,8 @@ type proc struct {
 
 const (
 	// readyTimeout bounds one daemon start. libvirtd probes QEMU's
-	// capabilities before it answers (about 10 s on these machines);
-	// a loaded CI machine may be much slower.
+	// capabilities before it answers (about 9 s on these machines,
+	// unless cached: copyCaps); a loaded CI machine may be much slower.
 	readyTimeout = 2 * time.Minute
 	// stopTimeout bounds the wait for a killed process to be reaped.
 	stopTimeout = 30 * time.Second
@@ -156,13 +157,64 @@ func launch(dir string, _ Options) (*Daemon, error) {
 	if err := d.waitFile(d.procs[0], filepath.Join(dir, "run", "libvirt", "virtlogd-sock")); err != nil {
 		return d, fmt.Errorf("start virtlogd: %v\n%s", err, d.logTail())
 	}
+	caps := filepath.Join(dir, "cache", "qemu", "capabilities")
+	shared := filepath.Join(testutil.CacheRoot(), "libvirt-qemu-capabilities")
+	if err := copyCaps(shared, caps); err != nil {
+		return d, err
+	}
 	if err := d.spawn("libvirtd"); err != nil {
 		return d, err
 	}
 	if err := d.waitReady(d.procs[1]); err != nil {
 		return d, fmt.Errorf("start libvirtd: %v\n%s", err, d.logTail())
 	}
+	if err := copyCaps(caps, shared); err != nil {
+		return d, err
+	}
 	return d, nil
+}
+
+// copyCaps copies libvirt's cache of QEMU's capabilities from one
+// directory to another, replacing each file atomically. Probing QEMU is
+// most of a daemon's start (about 9 s here, 0.3 s with the cache), and
+// every daemon would probe the same binaries. Sharing the cache is safe:
+// libvirt checks each entry against the QEMU binary, libvirtd itself, the
+// kernel and the host CPU, and probes again when one changed.
+func copyCaps(from, to string) error {
+	files, err := filepath.Glob(filepath.Join(from, "*.xml"))
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(to, filepath.Base(f))
+		if old, err := os.ReadFile(dst); err == nil && bytes.Equal(old, b) {
+			continue
+		}
+		// Another test process may be copying the same file.
+		tmp, err := os.CreateTemp(to, ".caps-*")
+		if err != nil {
+			return err
+		}
+		_, err = tmp.Write(b)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), dst)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("QEMU capabilities cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeFiles makes the directories the namespaces mount and libvirt's
