@@ -142,9 +142,14 @@ func launch(dir string, _ Options) (*Daemon, error) {
 		PoolDir: filepath.Join(dir, "pool"),
 		Log:     filepath.Join(dir, "log", "libvirtd.log"),
 	}
-	d.URI = "qemu+unix:///system?socket=" + url.QueryEscape(d.Socket)
+	// Unescaped, as libvirt's documents write it: the path is checked to
+	// need no escaping.
+	d.URI = "qemu+unix:///system?socket=" + d.Socket
 	if len(d.Socket) > maxSocketPath {
 		return nil, fmt.Errorf("socket path %s is longer than %d bytes: use a shorter dir", d.Socket, maxSocketPath)
+	}
+	if !plain(d.Socket) {
+		return nil, fmt.Errorf("socket path %q has characters a URI would need escaped: use a plainer dir", d.Socket)
 	}
 	if err := d.writeFiles(); err != nil {
 		return nil, err
@@ -498,6 +503,16 @@ func lookPath(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found (run make deps)", name)
+}
+
+// plain reports whether s has only letters, digits and "/._-".
+func plain(s string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("/._-", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // shellQuote quotes s for sh.

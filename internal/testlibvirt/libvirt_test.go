@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +64,40 @@ func TestDaemon(t *testing.T) {
 			loaders = caps.OS.Loader.Values
 		}
 		t.Logf("emulator %s, machine %s, firmware (loader) %v", caps.Path, caps.Machine, loaders)
+	})
+
+	// UEFI: what libvirt picks from the firmware descriptors QEMU's
+	// packages install, and the accelerator a type='qemu' domain gets.
+	t.Run("firmware", func(t *testing.T) {
+		argv := func(secureBoot string) string {
+			dom := testDomain("kiln-efi-"+secureBoot, "", "")
+			dom.OS.Firmware = "efi"
+			if secureBoot != "" {
+				dom.OS.FirmwareInfo = &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
+					{Name: "secure-boot", Enabled: secureBoot},
+					{Name: "enrolled-keys", Enabled: secureBoot},
+				}}
+			}
+			dom.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}} // UEFI needs ACPI
+			x, err := dom.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The command line libvirt would run, firmware chosen,
+			// without defining or starting anything.
+			out, err := l.ConnectDomainXMLToNative("qemu-argv", x, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		off := argv("no")
+		if !strings.Contains(off, "/OVMF_CODE_4M.fd") || !strings.Contains(off, "-accel tcg") {
+			t.Errorf("firmware='efi' without secure boot: want OVMF_CODE_4M.fd under TCG, got:\n%s", off)
+		}
+		def := argv("")
+		t.Logf("firmware='efi' with no features asked for picks %s (smm=on: %v)",
+			regexp.MustCompile(`OVMF_CODE[^"]*`).FindString(def), strings.Contains(def, "smm=on"))
 	})
 
 	if !t.Run("pool and volume", func(t *testing.T) {
@@ -247,6 +283,19 @@ func TestTwoDaemons(t *testing.T) {
 	}
 }
 
+// TestLaunchRefusesLongSocketPath: a socket path over sun_path's size
+// would fail late and obscurely, in libvirtd's bind.
+func TestLaunchRefusesLongSocketPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("x", 100))
+	_, err := launch(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("launch in %s: %v, want a refusal", dir, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("launch made %s before refusing: %v", dir, err)
+	}
+}
+
 // checkStopped fails unless d's processes are gone and no process on the
 // machine sees its mounts.
 func checkStopped(t *testing.T, d *Daemon) {
@@ -299,10 +348,18 @@ func mountsOf(d *Daemon) []string {
 }
 
 // hostState describes the host's own libvirt run state (the socket
-// directory, the daemons' pid files), which no test may change.
+// directory, the daemons' pid files) and its network interfaces (no
+// virbr0), which no test may change.
 func hostState(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifaces {
+		fmt.Fprintf(&b, "interface %s\n", i.Name)
+	}
 	for _, p := range []string{"/run/libvirt", "/run/libvirtd.pid", "/run/virtlogd.pid"} {
 		st, err := os.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
