@@ -19,9 +19,12 @@ e2fsprogs
 fdisk
 gdisk
 genisoimage
+graphviz
 grub-efi-amd64-bin
 grub-pc-bin
 grub2-common
+libvirt-clients
+libvirt-daemon-system
 mmdebstrap
 mtools
 ovmf
@@ -44,6 +47,10 @@ if [ -n "$missing" ]; then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	# Services must not start during installation (there may be no init).
+	# libvirt-daemon-system's postinst starts libvirtd and virtlogd only
+	# through systemd (when /run/systemd/system exists), so without systemd
+	# as PID 1 nothing is left running; internal/testlibvirt runs daemons of
+	# its own in mount namespaces either way.
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

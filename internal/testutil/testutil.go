@@ -67,14 +67,21 @@ func isExecutable(p string) bool {
 // reuses them. KILN_TEST_CACHE overrides it.
 func CacheDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KILN_TEST_CACHE")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "kiln-test-cache")
-	}
+	dir := CacheRoot()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// CacheRoot is the directory CacheDir returns, for the test harnesses'
+// Launch functions, which run outside tests: $KILN_TEST_CACHE, or
+// kiln-test-cache in the temp dir. It may not exist yet.
+func CacheRoot() string {
+	if dir := os.Getenv("KILN_TEST_CACHE"); dir != "" {
+		return dir
+	}
+	return filepath.Join(os.TempDir(), "kiln-test-cache")
 }
 
 // NeedRoot skips (or fails under CI) tests that need root: building bases

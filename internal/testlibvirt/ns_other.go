@@ -1,0 +1,14 @@
+//go:build !linux
+
+package testlibvirt
+
+import (
+	"errors"
+	"syscall"
+)
+
+// sysProcAttr: the daemons' private directories are mount namespaces,
+// which only Linux has.
+func sysProcAttr() (*syscall.SysProcAttr, error) {
+	return nil, errors.New("testlibvirt needs Linux (mount namespaces)")
+}
