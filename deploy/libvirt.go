@@ -38,6 +38,9 @@ type LibvirtOptions struct {
 	// Accel is the domain type: kvm only where KVM really works (the
 	// default asks internal/qemu), qemu (TCG) otherwise.
 	Accel qemu.Accel
+	// ConsoleDir is where instances' serial consoles are logged on the
+	// host; default /var/log/libvirt/qemu.
+	ConsoleDir string
 }
 
 // DialLibvirt connects to a libvirt URI (qemu:///system,
@@ -59,6 +62,9 @@ func DialLibvirt(uri string, opts LibvirtOptions) (*Libvirt, error) {
 	}
 	if opts.Accel == "" {
 		opts.Accel, _ = qemu.DetectAccel()
+	}
+	if opts.ConsoleDir == "" {
+		opts.ConsoleDir = "/var/log/libvirt/qemu"
 	}
 	return &Libvirt{uri: uri, conn: conn, opts: opts}, nil
 }
@@ -141,7 +147,10 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 			continue
 		}
 		var m Metadata
-		if err := xml.Unmarshal([]byte(raw), &m); err != nil {
+		// libvirt hands the element back without its namespace.
+		dec := xml.NewDecoder(strings.NewReader(raw))
+		dec.DefaultSpace = MetadataNamespace
+		if err := dec.Decode(&m); err != nil {
 			return nil, 0, fmt.Errorf("%s: domain %s: kiln metadata: %w", h.uri, d.Name, err)
 		}
 		state, _, err := h.conn.DomainGetState(d, 0)
@@ -366,7 +375,9 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 		Memory:   &libvirtxml.DomainMemory{Value: uint(s.MemoryMiB), Unit: "MiB"},
 		VCPU:     &libvirtxml.DomainVCPU{Value: uint(max(s.VCPUs, 1))},
 		OS: &libvirtxml.DomainOS{
-			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"},
+			// i440fx: one flat PCI bus, so the NIC given on QEMU's command
+			// line below can have a fixed slot libvirt never hands out.
+			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
 		},
 		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
 		OnPoweroff: "destroy", OnReboot: "restart", OnCrash: "destroy",
@@ -377,7 +388,7 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 					Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"}},
 				{Device: "cdrom", Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
 					Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: seed}},
-					Target:   &libvirtxml.DomainDiskTarget{Dev: "sda", Bus: "sata"},
+					Target:   &libvirtxml.DomainDiskTarget{Dev: "hdc", Bus: "ide"},
 					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
 			Serials: []libvirtxml.DomainSerial{{
@@ -386,7 +397,11 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 		},
 	}
 	if s.Firmware == "uefi" {
+		// Without the two features libvirt picks OVMF with Microsoft's
+		// Secure Boot keys enrolled, which refuses kiln's unsigned boot loader.
 		d.OS.Firmware = "efi"
+		d.OS.FirmwareInfo = &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
+			{Name: "secure-boot", Enabled: "no"}, {Name: "enrolled-keys", Enabled: "no"}}}
 	}
 	switch s.Network {
 	case "network":
@@ -403,7 +418,7 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hp, g)
 		}
 		d.QEMUCommandline = &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{
-			{Value: "-netdev"}, {Value: netdev}, {Value: "-device"}, {Value: "virtio-net-pci,netdev=kiln0"},
+			{Value: "-netdev"}, {Value: netdev}, {Value: "-device"}, {Value: "virtio-net-pci,netdev=kiln0,bus=pci.0,addr=0x1f"},
 		}}
 	}
 	return d.Marshal()
@@ -411,7 +426,7 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 
 // consolePath is where an instance's serial console is logged on its host.
 func (h *Libvirt) consolePath(name string) string {
-	return path.Join(h.opts.PoolPath, name+"-console.log")
+	return path.Join(h.opts.ConsoleDir, "kiln-"+name+".console.log")
 }
 
 // Start starts a stopped instance.

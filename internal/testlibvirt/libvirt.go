@@ -237,6 +237,11 @@ func (d *Daemon) writeFiles() error {
 	if err := os.MkdirAll(d.PoolDir, 0o755); err != nil {
 		return err
 	}
+	// As the Debian package leaves a host: the QEMU driver's log directory
+	// exists (kiln logs serial consoles there).
+	if err := os.MkdirAll(filepath.Join(d.Dir, "log", "qemu"), 0o755); err != nil {
+		return err
+	}
 	files := map[string]string{
 		// Root only, and no polkit: there is no D-Bus in the namespace.
 		"libvirtd.conf": `unix_sock_group = "root"

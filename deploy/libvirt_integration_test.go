@@ -1,0 +1,155 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testlibvirt"
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+// blankBase is a small qcow2 that boots nothing: enough for libvirt to
+// define and run domains on (the firmware finds no boot disk and waits),
+// without the minutes a real guest takes under TCG.
+func blankBase(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "base.qcow2")
+	if out, err := exec.Command(testutil.NeedTool(t, "qemu-img"), "create", "-q", "-f", "qcow2", p, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return p
+}
+
+func libvirtHost(t *testing.T, d *testlibvirt.Daemon) *Libvirt {
+	t.Helper()
+	h, err := DialLibvirt(d.URI, LibvirtOptions{PoolPath: d.PoolDir, Accel: qemu.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func blankDesired(set string, capacity int, base string, hosts ...string) []Desired {
+	var out []Desired
+	for _, d := range desiredSet(set, capacity, hosts, "sha256:"+strings.Repeat("ab", 32)) {
+		d.Spec.BasePath = base
+		d.Spec.DiskBytes = 128 << 20
+		d.Spec.VCPUs, d.Spec.MemoryMiB = 1, 64
+		d.Spec.Firmware = "bios"
+		d.Spec.Seed = []byte("not a real seed, nothing boots")
+		d.Spec.Ports = []int{8080}
+		out = append(out, d)
+	}
+	return out
+}
+
+// volumeNames reads the names out of virsh vol-list.
+func volumeNames(out string) []string {
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && f[0] != "Name" {
+			names = append(names, f[0])
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func virsh(t *testing.T, uri string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(testutil.NeedTool(t, "virsh"), append([]string{"-c", uri}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("virsh %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// On a real libvirtd: apply scales a set 2 -> 4 -> 1 with overlays on one
+// base volume, records kiln's metadata in each domain, leaves a foreign
+// domain alone, finishes an instance a crash left half-made, and destroy
+// (capacity 0) leaves nothing but the shared base.
+func TestLibvirtApply(t *testing.T) {
+	testutil.Integration(t)
+	d := testlibvirt.Start(t, testlibvirt.Options{})
+	h := libvirtHost(t, d)
+	ctx := context.Background()
+	hosts := Hosts{h.URI(): h}
+	base := blankBase(t)
+
+	// A domain kiln did not make.
+	foreign := filepath.Join(t.TempDir(), "foreign.xml")
+	os.WriteFile(foreign, []byte(`<domain type='qemu'><name>not-kiln</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`), 0o644)
+	virsh(t, d.URI, "define", foreign)
+
+	for _, capacity := range []int{2, 4, 1} {
+		if _, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", capacity, base, h.URI()), ApplyOptions{LockDir: t.TempDir()}); err != nil {
+			t.Fatalf("apply %d: %v", capacity, err)
+		}
+		got, foreignN, err := h.Instances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for i, inst := range got {
+			names = append(names, inst.Name)
+			if inst.State != Running || inst.Meta.Set != "web" || inst.Meta.Ordinal != i || inst.Meta.UpdateDomain != i%5 || inst.Ports[8080] == 0 {
+				t.Errorf("capacity %d: %+v", capacity, inst)
+			}
+		}
+		want := []string{}
+		for i := 0; i < capacity; i++ {
+			want = append(want, fmt.Sprintf("web-%d", i))
+		}
+		if !reflect.DeepEqual(names, want) && !(len(names) == 0 && capacity == 0) {
+			t.Fatalf("capacity %d: instances %v", capacity, names)
+		}
+		if foreignN != 1 {
+			t.Errorf("foreign domains: %d, want 1", foreignN)
+		}
+	}
+	// The metadata as libvirt stores it, read back by virsh.
+	if x := virsh(t, d.URI, "dumpxml", "web-0"); !strings.Contains(x, MetadataNamespace) || !strings.Contains(x, `set="web"`) || !strings.Contains(x, "hostfwd=tcp:127.0.0.1:") {
+		t.Errorf("dumpxml web-0 lacks kiln's metadata or forwards:\n%s", x)
+	}
+	// Overlays, not copies: each instance's volume is a small qcow2 on the base.
+	vols := virsh(t, d.URI, "vol-list", "kiln")
+	if names := volumeNames(vols); !reflect.DeepEqual(names, []string{"kiln-base-" + strings.Repeat("ab", 32) + ".qcow2", "web-0-seed.iso", "web-0.qcow2"}) {
+		t.Errorf("volumes: %v\n%s", names, vols)
+	}
+	// A crash half-way: an overlay without a domain. Apply completes it.
+	virsh(t, d.URI, "vol-create-as", "kiln", "web-1.qcow2", "1M", "--format", "qcow2")
+	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Partial {
+		t.Fatalf("half-made instance not seen: %+v", got)
+	}
+	if _, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", 2, base, h.URI()), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Running {
+		t.Fatalf("after re-apply: %+v", got)
+	}
+	// Capacity 0: no domain, overlay or seed of the set is left.
+	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := h.Instances(ctx); len(got) != 0 {
+		t.Fatalf("left after destroy: %+v", got)
+	}
+	all := virsh(t, d.URI, "list", "--all", "--name")
+	if strings.TrimSpace(all) != "not-kiln" {
+		t.Errorf("domains left: %q (want only the foreign one)", all)
+	}
+	vols = virsh(t, d.URI, "vol-list", "kiln")
+	if strings.Contains(vols, "web-") {
+		t.Errorf("volumes left:\n%s", vols)
+	}
+}
