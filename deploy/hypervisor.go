@@ -33,12 +33,12 @@ type Metadata struct {
 type State string
 
 const (
-	Running  State = "running"
-	Stopped  State = "stopped"
-	Paused   State = "paused"
-	Crashed  State = "crashed"
-	Planned  State = "planned" // not created yet
-	Unknown  State = "unknown"
+	Running State = "running"
+	Stopped State = "stopped"
+	Paused  State = "paused"
+	Crashed State = "crashed"
+	Planned State = "planned" // not created yet
+	Unknown State = "unknown"
 	// Partial is an instance a crash left half-made: its overlay or seed
 	// exists, its domain does not. Apply completes or removes it.
 	Partial State = "partial"

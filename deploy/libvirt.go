@@ -379,7 +379,7 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 			// line below can have a fixed slot libvirt never hands out.
 			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
 		},
-		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
+		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
 		OnPoweroff: "destroy", OnReboot: "restart", OnCrash: "destroy",
 		Devices: &libvirtxml.DomainDeviceList{
 			Disks: []libvirtxml.DomainDisk{
