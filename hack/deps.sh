@@ -19,6 +19,7 @@ e2fsprogs
 fdisk
 gdisk
 genisoimage
+graphviz
 grub-efi-amd64-bin
 grub-pc-bin
 grub2-common
