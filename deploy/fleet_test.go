@@ -300,6 +300,17 @@ func TestUseManifest(t *testing.T) {
 	}
 }
 
+// TestExampleFleet: the example in examples/ loads as it is.
+func TestExampleFleet(t *testing.T) {
+	f, err := LoadFleet("../examples/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Sets) == 0 {
+		t.Fatal("no sets")
+	}
+}
+
 func TestCheckPorts(t *testing.T) {
 	checks := []recipes.Check{
 		{TCP: &recipes.TCPCheck{Port: 5432}},
