@@ -325,3 +325,71 @@ func TestCheckPorts(t *testing.T) {
 		t.Errorf("no checks: %v", got)
 	}
 }
+
+// FuzzLoadFleet: no input makes the loader panic, and every failure is a
+// list of recipe errors, each with a message and a place: a file, a line
+// and a column of at least 1, within the input when it names the fleet
+// file. What loads is placed and drawn without a panic either.
+func FuzzLoadFleet(f *testing.F) {
+	if b, err := os.ReadFile("../examples/fleet.yaml"); err == nil {
+		f.Add(b)
+	}
+	for _, s := range []string{
+		"", "---\n", "# only a comment\n", header + "kind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\n",
+		header + "kind: AvailabilitySet\nname: db\nimage: oci://r.example.com/db:1\nrecipe: /nonexistent/r.yaml\ncapacity: 0\nfaultDomains: 4\n",
+		"kind: ScaleSet\nsize: {memory: 1XB, disk: 0}\nnetwork: {mode: network, ports: [0, 70000]}\nhosts: ['qemu+unix:///system?socket=x', '%zz']\n",
+		"name: a\n---\nname: a\n---\n- list\n---\nname: [unclosed\n", "a: &a [*a]\n", "\xff\xfe", "name: a\x00\n",
+		"%YAML 1.1\n---\nname: a\n...\n%YAML 1.1\n---\nname: b\n", "name: x\n\tcapacity: 1\n", "image: oci:./store:web\n",
+	} {
+		f.Add([]byte(s))
+	}
+	// Beside the fuzzed fleet: a recipe, so that some inputs load.
+	dir := f.TempDir()
+	b, err := os.ReadFile("testdata/web.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), b, 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "fleet.yaml")
+		fleet, err := loadFleet(p, data)
+		if err != nil {
+			checkFleetError(t, err, p, data)
+			return
+		}
+		for _, s := range fleet.Sets {
+			if got := len(s.Placements()); got != s.Capacity {
+				t.Fatalf("%s: %d placements for capacity %d", s.Name, got, s.Capacity)
+			}
+		}
+		top := PlannedTopology(fleet)
+		if top.Mermaid() == "" || top.DOT() == "" {
+			t.Fatal("nothing drawn")
+		}
+	})
+}
+
+func checkFleetError(t *testing.T, err error, file string, data []byte) {
+	t.Helper()
+	var el recipes.ErrorList
+	if !errors.As(err, &el) || len(el) == 0 {
+		t.Fatalf("not a recipes.ErrorList (%T): %v", err, err)
+	}
+	// YAML breaks lines at \n, \r\n, \r, NEL, LS and PS.
+	lines := 1 - strings.Count(string(data), "\r\n")
+	for _, brk := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		lines += strings.Count(string(data), brk)
+	}
+	for _, e := range el {
+		switch {
+		case e == nil || e.Msg == "":
+			t.Fatalf("error without a message in %q", err.Error())
+		case e.Pos.File == "" || e.Pos.Line < 1 || e.Pos.Col < 1:
+			t.Fatalf("error without a file, line and column: %q (%+v)", e.Error(), e.Pos)
+		case e.Pos.File == file && e.Pos.Line > lines:
+			t.Fatalf("error at line %d of a %d-line input: %q", e.Pos.Line, lines, e.Error())
+		}
+	}
+}
