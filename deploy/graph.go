@@ -12,29 +12,36 @@ import (
 	"strings"
 )
 
-// State is what an instance is doing, as the topology shows it.
-type State string
+// Status is what an instance is doing, as the topology shows it: a
+// hypervisor's run state (running, stopped, paused, crashed, partial,
+// unknown: the same words, so one converts as it is), or what deploy knows
+// beyond it (planned, creating, deleting; healthy or unhealthy once probed).
+type Status string
 
-// The states the graph knows how to colour; others are drawn plain.
+// The statuses the graph colours; others are drawn plain.
 const (
-	StatePlanned   State = "planned" // in the fleet file, not created yet
-	StateCreating  State = "creating"
-	StateRunning   State = "running" // booted, health not known yet
-	StateHealthy   State = "healthy"
-	StateUnhealthy State = "unhealthy"
-	StateStopped   State = "stopped"
-	StateDeleting  State = "deleting"
-	StateFailed    State = "failed"
+	StatusPlanned   Status = "planned" // in the fleet file, not created yet
+	StatusCreating  Status = "creating"
+	StatusRunning   Status = "running" // booted, health not probed yet
+	StatusHealthy   Status = "healthy"
+	StatusUnhealthy Status = "unhealthy"
+	StatusStopped   Status = "stopped"
+	StatusPaused    Status = "paused"
+	StatusCrashed   Status = "crashed"
+	StatusPartial   Status = "partial" // half-made by a crash
+	StatusDeleting  Status = "deleting"
+	StatusUnknown   Status = "unknown"
 )
 
-// stateStyles are the fill colours of known states, in the order the
+// statusStyles are the fill colours of known statuses, in the order the
 // Mermaid classes are written.
-var stateStyles = []struct {
-	state State
-	fill  string
+var statusStyles = []struct {
+	status Status
+	fill   string
 }{
-	{StatePlanned, "#ffffff"}, {StateCreating, "#fff3b0"}, {StateRunning, "#cfe2ff"}, {StateHealthy, "#c7f0c2"},
-	{StateUnhealthy, "#ffd59e"}, {StateStopped, "#e0e0e0"}, {StateDeleting, "#bdbdbd"}, {StateFailed, "#ff9c8f"},
+	{StatusPlanned, "#ffffff"}, {StatusCreating, "#fff3b0"}, {StatusRunning, "#cfe2ff"}, {StatusHealthy, "#c7f0c2"},
+	{StatusUnhealthy, "#ffd59e"}, {StatusStopped, "#e0e0e0"}, {StatusPaused, "#e0e0e0"}, {StatusCrashed, "#ff9c8f"},
+	{StatusPartial, "#ffd59e"}, {StatusDeleting, "#bdbdbd"}, {StatusUnknown, "#f5f5f5"},
 }
 
 // Topology is a fleet as kiln deploy graph draws it: hosts, the sets placed
@@ -69,7 +76,7 @@ type TopologyInstance struct {
 	FaultDomain  int
 	UpdateDomain int
 	Host         string // libvirt URI
-	State        State
+	Status       Status
 	Ports        []Forward // user networking
 	IP           string    // on a libvirt network, once known
 }
@@ -93,7 +100,7 @@ func PlannedTopology(f *Fleet) Topology {
 		ts := TopologySet{Name: s.Name, Kind: s.Kind, Image: s.Image.Ref, Digest: imageDigest(s.Image),
 			FaultDomains: s.FaultDomains, UpdateDomains: s.UpdateDomains}
 		for _, p := range s.Placements() {
-			in := TopologyInstance{Name: p.Name, FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Host: p.Host, State: StatePlanned}
+			in := TopologyInstance{Name: p.Name, FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Host: p.Host, Status: StatusPlanned}
 			if s.Network.Mode == UserNetwork {
 				for _, port := range s.Network.Ports {
 					in.Ports = append(in.Ports, Forward{GuestPort: port})
@@ -191,7 +198,7 @@ func shortDigest(d string) string {
 }
 
 func (in TopologyInstance) label() []string {
-	lines := []string{in.Name, fmt.Sprintf("update domain %d, %s", in.UpdateDomain, in.State)}
+	lines := []string{in.Name, fmt.Sprintf("update domain %d, %s", in.UpdateDomain, in.Status)}
 	if len(in.Ports) > 0 {
 		ports := make([]string, len(in.Ports))
 		for i, p := range in.Ports {
@@ -249,15 +256,15 @@ func (t Topology) Mermaid() string {
 	byClass := map[string][]string{}
 	for si, s := range t.Sets {
 		for ii, in := range s.Instances {
-			c := stateClass(in.State)
+			c := statusClass(in.Status)
 			byClass[c] = append(byClass[c], fmt.Sprintf("s%di%d", si, ii))
 		}
 	}
-	for _, st := range stateStyles {
-		c := string(st.state)
+	for _, st := range statusStyles {
+		c := string(st.status)
 		if ids := byClass[c]; len(ids) > 0 {
 			dash := ""
-			if st.state == StatePlanned {
+			if st.status == StatusPlanned {
 				dash = ",stroke-dasharray:5 5"
 			}
 			fmt.Fprintf(&b, "  classDef %s fill:%s%s\n", c, st.fill, dash)
@@ -267,11 +274,11 @@ func (t Topology) Mermaid() string {
 	return b.String()
 }
 
-// stateClass is the Mermaid class of a state: its name when known, "" for
-// one the graph does not colour.
-func stateClass(s State) string {
-	for _, st := range stateStyles {
-		if st.state == s {
+// statusClass is the Mermaid class of a status: its name when known, ""
+// for one the graph does not colour.
+func statusClass(s Status) string {
+	for _, st := range statusStyles {
+		if st.status == s {
 			return string(s)
 		}
 	}
@@ -336,7 +343,7 @@ func (t Topology) DOT() string {
 			fmt.Fprintf(&b, "    subgraph \"cluster_h%ds%df%d\" {\n      label=%s;\n", hi, g.set, g.fd, dotString(groupLabel(s, g.fd)))
 			for _, ii := range g.instances {
 				in := s.Instances[ii]
-				fmt.Fprintf(&b, "      \"s%di%d\" [label=%s%s];\n", g.set, ii, dotString(strings.Join(in.label(), "\n")), dotStyle(in.State))
+				fmt.Fprintf(&b, "      \"s%di%d\" [label=%s%s];\n", g.set, ii, dotString(strings.Join(in.label(), "\n")), dotStyle(in.Status))
 			}
 			b.WriteString("    }\n")
 		}
@@ -356,10 +363,10 @@ func (t Topology) DOT() string {
 	return b.String()
 }
 
-func dotStyle(s State) string {
-	for _, st := range stateStyles {
-		if st.state == s {
-			if s == StatePlanned {
+func dotStyle(s Status) string {
+	for _, st := range statusStyles {
+		if st.status == s {
+			if s == StatusPlanned {
 				return fmt.Sprintf(", style=\"rounded,dashed,filled\", fillcolor=%q", st.fill)
 			}
 			return fmt.Sprintf(", fillcolor=%q", st.fill)

@@ -55,7 +55,7 @@ func TestPlannedTopology(t *testing.T) {
 		t.Errorf("edge: %+v", edge)
 	}
 	for i, in := range edge.Instances {
-		if in.Host != "qemu:///system" || in.FaultDomain != i || in.State != StatePlanned || len(in.Ports) == 0 {
+		if in.Host != "qemu:///system" || in.FaultDomain != i || in.Status != StatusPlanned || len(in.Ports) == 0 {
 			t.Errorf("edge instance %d: %+v", i, in)
 		}
 	}
@@ -91,9 +91,9 @@ func hostile() Topology {
 			Digest: "sha256:" + strings.Repeat("0123456789", 7), FaultDomains: 2, UpdateDomains: 1,
 			LoadBalancer: &LoadBalancer{Address: "127.0.0.1:8080"},
 			Instances: []TopologyInstance{
-				{Name: "w\\N-0 } subgraph", Host: `qemu+ssh://h/system?socket=/a "b"\c`, State: StateHealthy, Ports: []Forward{{HostPort: 40001, GuestPort: 80}}},
-				{Name: "w-1 ü", FaultDomain: 1, Host: "elsewhere", State: "rebooting", IP: "10.0.0.7"},
-				{Name: "w-2", Host: "", State: StateFailed},
+				{Name: "w\\N-0 } subgraph", Host: `qemu+ssh://h/system?socket=/a "b"\c`, Status: StatusHealthy, Ports: []Forward{{HostPort: 40001, GuestPort: 80}}},
+				{Name: "w-1 ü", FaultDomain: 1, Host: "elsewhere", Status: "rebooting", IP: "10.0.0.7"},
+				{Name: "w-2", Host: "", Status: StatusCrashed},
 			},
 		}},
 	}
@@ -112,7 +112,7 @@ func TestMermaidEscapes(t *testing.T) {
 		`lb0(["load balancer<br/>127.0.0.1:8080"]) --> s0`,
 		`subgraph h2["elsewhere"]`, `subgraph h3["no host"]`, `h1none["no instances"]`,
 		"sha256:012345678901<br/>",
-		"class s0i0 healthy", "class s0i2 failed",
+		"class s0i0 healthy", "class s0i2 crashed",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("Mermaid output lacks %s:\n%s", want, m)
