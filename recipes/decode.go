@@ -22,6 +22,7 @@ type decoder struct {
 	errs   ErrorList
 	pos    map[string]Pos // field path -> where it was written
 	nodes  int
+	what   string // what is decoded, for messages: "recipe" unless told
 }
 
 // nodeDecoder is implemented by types with their own YAML forms
@@ -31,7 +32,7 @@ type nodeDecoder interface {
 }
 
 func newDecoder(fileOf func(*yaml.Node) string) *decoder {
-	return &decoder{fileOf: fileOf, pos: map[string]Pos{}}
+	return &decoder{fileOf: fileOf, pos: map[string]Pos{}, what: "recipe"}
 }
 
 func (d *decoder) position(n *yaml.Node) Pos {
@@ -49,7 +50,7 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	}
 	d.nodes++
 	if d.nodes == maxNodes {
-		d.errorf(n, path, "recipe expands to more than %d YAML nodes (aliases included); simplify it", maxNodes)
+		d.errorf(n, path, "%s expands to more than %d YAML nodes (aliases included); simplify it", d.what, maxNodes)
 	}
 	return n
 }

@@ -1,0 +1,37 @@
+package deploy
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+// deploy sits above recipes, registry and manifest, and below cmd: it may
+// use those three, what they use, and internal helpers; never builder (the
+// bake pipeline) nor cmd.
+func TestDepcheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("depcheck skipped with -short")
+	}
+	var allowed []string
+	for _, args := range [][]string{
+		{"list", "-deps", "-f", "{{.ImportPath}}", "../recipes", "../registry", "../manifest"},
+		{"list", "-f", "{{.ImportPath}}", "../internal/..."}, // internal packages themselves, not what they use
+	} {
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			if rel, ok := strings.CutPrefix(p, testutil.Module+"/"); ok {
+				if strings.HasPrefix(rel, "builder") || strings.HasPrefix(rel, "cmd") {
+					t.Fatalf("recipes, registry or manifest depend on %s: deploy, above them, must never depend on builder or cmd", p)
+				}
+				allowed = append(allowed, rel)
+			}
+		}
+	}
+	testutil.CheckImports(t, allowed...)
+}
