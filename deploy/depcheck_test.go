@@ -8,8 +8,8 @@ import (
 	"github.com/kiln-project/kiln/internal/testutil"
 )
 
-// deploy sits above recipes, registry and manifest, and below cmd: it may
-// use those three, what they use, and internal helpers; never builder (the
+// deploy sits above recipes, registry, manifest, seed and iso, and below
+// cmd: it may use those, what they use, and internal helpers; never builder (the
 // bake pipeline) nor cmd.
 func TestDepcheck(t *testing.T) {
 	if testing.Short() {
@@ -17,7 +17,7 @@ func TestDepcheck(t *testing.T) {
 	}
 	var allowed []string
 	for _, args := range [][]string{
-		{"list", "-deps", "-f", "{{.ImportPath}}", "../recipes", "../registry", "../manifest"},
+		{"list", "-deps", "-f", "{{.ImportPath}}", "../recipes", "../registry", "../manifest", "../seed", "../iso"},
 		{"list", "-f", "{{.ImportPath}}", "../internal/..."}, // internal packages themselves, not what they use
 	} {
 		out, err := exec.Command("go", args...).CombinedOutput()

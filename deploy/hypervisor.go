@@ -14,19 +14,19 @@ const MetadataNamespace = "urn:kiln:deploy:v1"
 // from libvirt alone, which set and ordinal the domain is, where it was
 // placed, and whether it still matches the fleet file.
 type Metadata struct {
-	XMLName      xml.Name `xml:"urn:kiln:deploy:v1 instance"`
-	Set          string   `xml:"set,attr"`
-	Ordinal      int      `xml:"ordinal,attr"`
-	FaultDomain  int      `xml:"faultDomain,attr"`
-	UpdateDomain int      `xml:"updateDomain,attr"`
+	XMLName      xml.Name `xml:"urn:kiln:deploy:v1 instance" json:"-"`
+	Set          string   `xml:"set,attr" json:"set"`
+	Ordinal      int      `xml:"ordinal,attr" json:"ordinal"`
+	FaultDomain  int      `xml:"faultDomain,attr" json:"faultDomain"`
+	UpdateDomain int      `xml:"updateDomain,attr" json:"updateDomain"`
 	// Image is the image digest the instance's overlay sits on.
-	Image string `xml:"image,attr"`
+	Image string `xml:"image,attr" json:"image"`
 	// Spec is the hash of everything else the instance was made from
 	// (size, firmware, network, seed): a change means it is outdated.
-	Spec string `xml:"spec,attr"`
+	Spec string `xml:"spec,attr" json:"spec"`
 	// Ports are the forwards of user networking, "guest:host,…" on
 	// 127.0.0.1; chosen at creation, kept for the instance's life.
-	Ports string `xml:"ports,attr,omitempty"`
+	Ports string `xml:"ports,attr,omitempty" json:"-"`
 }
 
 // State is a domain's run state as kiln reports it.

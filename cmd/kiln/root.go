@@ -61,6 +61,7 @@ func newRootCommand() *cobra.Command {
 		newInspectCommand(),
 		newLoginCommand(),
 		newKeyCommand(),
+		newDeployCommand(),
 	)
 	return root
 }

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/deploy"
+	"github.com/kiln-project/kiln/internal/atomicfile"
+)
+
+// exitPending is kiln deploy plan's answer when apply would change
+// something (0: nothing to do).
+const exitPending = 3
+
+func newDeployCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deploy",
+		Short: "Run fleets of images on libvirt: scale sets and availability sets",
+		Long: `A fleet file (see examples/fleet.yaml and docs/deploy.md) describes sets of
+identical instances of one image: a ScaleSet (capacity by hand) or an
+AvailabilitySet (fault and update domains). Each instance is a copy-on-write
+overlay on one shared base volume per host and image, with its own NoCloud
+seed, as a libvirt domain that carries kiln's metadata. kiln never touches a
+domain without that metadata.
+
+The fleet file is the desired state, libvirt holds the actual state: plan
+shows the difference, apply removes it, and both can be run any time — an
+apply killed half-way is completed by the next.`,
+	}
+	cmd.PersistentFlags().String("cache-dir", builder.DefaultCacheDir(), "kiln's cache (pulled images, locks)")
+	cmd.PersistentFlags().Bool("insecure", false, "allow plain HTTP to the images' registry")
+	plan := &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Show what apply would change (exit 0: nothing, 3: changes)",
+		Example: `  kiln deploy plan fleet.yaml
+  kiln deploy plan fleet.yaml --output json`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return deployRun(cmd, args[0], "", false) },
+	}
+	apply := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Make the hosts run what the fleet file says",
+		Long: `Creates missing instances (lowest ordinal first), removes those beyond a set's
+capacity (highest first), starts stopped ones, and reports instances made
+from another image or spec without touching them. A set of kiln's that the
+file no longer names is reported and removed only with --prune.`,
+		Example: `  kiln deploy apply fleet.yaml`,
+		Args:    exactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return deployRun(cmd, args[0], "", true) },
+	}
+	apply.Flags().Bool("prune", false, "also remove kiln instances of sets the file does not name")
+	destroy := &cobra.Command{
+		Use:   "destroy FILE SET",
+		Short: "Remove a set's instances: domains, overlays and seeds",
+		Long: `Removes every instance of the set. The shared base volume of its image stays
+on each host for other sets and later applies.`,
+		Example: `  kiln deploy destroy fleet.yaml web`,
+		Args:    exactArgs(2),
+		RunE:    func(cmd *cobra.Command, args []string) error { return deployRun(cmd, args[0], args[1], true) },
+	}
+	status := &cobra.Command{
+		Use:     "status FILE",
+		Short:   "List the fleet's instances: state, fault and update domain, image, ports",
+		Example: `  kiln deploy status fleet.yaml --output json`,
+		Args:    exactArgs(1),
+		RunE:    deployStatus,
+	}
+	graph := &cobra.Command{
+		Use:   "graph FILE",
+		Short: "Draw the fleet's topology as Mermaid, Graphviz DOT or SVG",
+		Long: `Draws hosts, sets, fault and update domains and instances of the fleet file
+(as planned) — as Mermaid (for Markdown), DOT, or SVG through Graphviz's dot.`,
+		Example: `  kiln deploy graph fleet.yaml --format svg -o fleet.svg
+  kiln deploy graph fleet.yaml --format mermaid`,
+		Args: exactArgs(1),
+		RunE: deployGraph,
+	}
+	graph.Flags().String("format", "mermaid", "mermaid, dot or svg")
+	graph.Flags().StringP("out", "o", "", "file to write (default: standard output)")
+	cmd.AddCommand(plan, apply, destroy, status, graph)
+	return cmd
+}
+
+// fleetHosts connects to every host the fleet's sets name.
+func fleetHosts(f *deploy.Fleet) (deploy.Hosts, func(), error) {
+	hosts := deploy.Hosts{}
+	closeAll := func() {
+		for _, h := range hosts {
+			h.(*deploy.Libvirt).Close()
+		}
+	}
+	for _, s := range f.Sets {
+		for _, uri := range s.Hosts {
+			if _, ok := hosts[uri]; ok {
+				continue
+			}
+			h, err := deploy.DialLibvirt(uri, deploy.LibvirtOptions{})
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			hosts[uri] = h
+		}
+	}
+	return hosts, closeAll, nil
+}
+
+// desiredOf resolves the images of the fleet's sets and places their
+// instances; only is one set's name, or "" for all.
+func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet, only string) ([]string, []deploy.Desired, error) {
+	c, err := newRegistryClient(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sets []string
+	var desired []deploy.Desired
+	for _, s := range f.Sets {
+		sets = append(sets, s.Name)
+		if only != "" && s.Name != only {
+			continue
+		}
+		r, err := deploy.Resolve(ctx, s, c, cfg.GetString("cache-dir"))
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := r.Desired()
+		if err != nil {
+			return nil, nil, err
+		}
+		desired = append(desired, d...)
+	}
+	return sets, desired, nil
+}
+
+func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
+	ctx := cmd.Context()
+	f, err := deploy.LoadFleet(file)
+	if err != nil {
+		return err
+	}
+	if destroySet != "" && f.Set(destroySet) == nil {
+		return usageError{fmt.Errorf("%s has no set %q", file, destroySet)}
+	}
+	sets, desired, err := desiredOf(ctx, cmd, f, "")
+	if err != nil {
+		return err
+	}
+	if destroySet != "" {
+		// Only that set, with nothing desired.
+		kept := desired[:0]
+		for _, d := range desired {
+			if d.Spec.Meta.Set != destroySet {
+				kept = append(kept, d)
+			}
+		}
+		desired = kept
+	}
+	hosts, closeHosts, err := fleetHosts(f)
+	if err != nil {
+		return err
+	}
+	defer closeHosts()
+	var plan deploy.Plan
+	if act {
+		lockDir := filepath.Join(cfg.GetString("cache-dir"), "deploy", "locks")
+		if err := os.MkdirAll(lockDir, 0o755); err != nil {
+			return err
+		}
+		plan, err = deploy.Apply(ctx, hosts, sets, desired, deploy.ApplyOptions{LockDir: lockDir, Prune: cfg.GetBool("prune"), Progress: newRenderer(cmd.ErrOrStderr())})
+		if err != nil {
+			return err
+		}
+	} else {
+		actual, err := hosts.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		plan = deploy.Diff(sets, desired, actual, false)
+	}
+	if jsonOutput() {
+		if err := printResult(cmd, plan); err != nil {
+			return err
+		}
+	} else {
+		printPlan(cmd, plan, act)
+	}
+	if !act && plan.Pending() {
+		return reported{err: errors.New("changes pending"), code: exitPending}
+	}
+	return nil
+}
+
+func printPlan(cmd *cobra.Command, p deploy.Plan, applied bool) {
+	w := cmd.OutOrStdout()
+	for _, c := range p.Changes {
+		mark := map[deploy.Op]string{deploy.OpCreate: "+", deploy.OpDelete: "-", deploy.OpStart: "~", deploy.OpOutdated: "!", deploy.OpForeign: "?"}[c.Op]
+		fmt.Fprintf(w, "%s %-8s %-20s on %s: %s\n", mark, c.Op, c.Instance, c.Host, c.Reason)
+	}
+	verb := "to change"
+	if applied {
+		verb = "changed"
+	}
+	n := 0
+	for _, c := range p.Changes {
+		if c.Act {
+			n++
+		}
+	}
+	fmt.Fprintf(w, "%d %s, %d unchanged\n", n, verb, p.Unchanged)
+}
+
+func deployStatus(cmd *cobra.Command, args []string) error {
+	f, err := deploy.LoadFleet(args[0])
+	if err != nil {
+		return err
+	}
+	hosts, closeHosts, err := fleetHosts(f)
+	if err != nil {
+		return err
+	}
+	defer closeHosts()
+	actual, err := hosts.Observe(cmd.Context())
+	if err != nil {
+		return err
+	}
+	mine := []deploy.Instance{}
+	for _, a := range actual {
+		if f.Set(a.Meta.Set) != nil {
+			mine = append(mine, a)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool {
+		if mine[i].Meta.Set != mine[j].Meta.Set {
+			return mine[i].Meta.Set < mine[j].Meta.Set
+		}
+		return mine[i].Meta.Ordinal < mine[j].Meta.Ordinal
+	})
+	if jsonOutput() {
+		return printResult(cmd, map[string]any{"instances": mine})
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tSTATE\tFD\tUD\tIMAGE\tPORTS\tHOST")
+	for _, a := range mine {
+		var ports []string
+		for g, h := range a.Ports {
+			ports = append(ports, fmt.Sprintf("127.0.0.1:%d->%d", h, g))
+		}
+		sort.Strings(ports)
+		img := a.Meta.Image
+		if len(img) > 19 {
+			img = img[:19]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", a.Name, a.State, a.Meta.FaultDomain, a.Meta.UpdateDomain, img, strings.Join(ports, ","), a.Host)
+	}
+	return tw.Flush()
+}
+
+func deployGraph(cmd *cobra.Command, args []string) error {
+	f, err := deploy.LoadFleet(args[0])
+	if err != nil {
+		return err
+	}
+	t := deploy.PlannedTopology(f)
+	var out []byte
+	switch cfg.GetString("format") {
+	case "mermaid":
+		out = []byte(t.Mermaid())
+	case "dot":
+		out = []byte(t.DOT())
+	case "svg":
+		if out, err = t.SVG(cmd.Context()); err != nil {
+			return err
+		}
+	default:
+		return usageError{fmt.Errorf("--format %q: want mermaid, dot or svg", cfg.GetString("format"))}
+	}
+	if p := cfg.GetString("out"); p != "" {
+		return atomicfile.Write(p, out, 0o644)
+	}
+	_, err = cmd.OutOrStdout().Write(out)
+	return err
+}
