@@ -52,6 +52,7 @@ fuzz: ## run every fuzz target for FUZZTIME
 	$(FUZZ) -fuzz='^FuzzCheck$$' ./disk/image
 	$(FUZZ) -fuzz='^FuzzParseRef$$' ./registry
 	$(FUZZ) -fuzz='^FuzzInspectManifest$$' ./registry
+	$(FUZZ) -fuzz='^FuzzLoadFleet$$' ./deploy
 
 bench: deps kiln ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench

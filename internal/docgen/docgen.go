@@ -14,9 +14,11 @@ package docgen
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 
+	"github.com/kiln-project/kiln/deploy"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -29,6 +31,31 @@ var (
 var Files = map[string]func(string) (string, error){
 	"docs/roles.md":   UpdateRoles,
 	"docs/recipes.md": UpdateRecipe,
+	"docs/deploy.md":  UpdateDeploy,
+}
+
+// Root is the repository root the docs' example files are read from.
+var Root = "."
+
+var graphBlock = regexp.MustCompile("(?s)<!-- graph:([a-z./-]+) -->\n.*?<!-- end graph -->")
+
+// UpdateDeploy regenerates the topology drawings of example fleets
+// (marker graph:FILE): Mermaid, as kiln deploy graph draws it.
+func UpdateDeploy(doc string) (string, error) {
+	var errs []string
+	out := graphBlock.ReplaceAllStringFunc(doc, func(m string) string {
+		file := graphBlock.FindStringSubmatch(m)[1]
+		f, err := deploy.LoadFleet(filepath.Join(Root, file))
+		if err != nil {
+			errs = append(errs, err.Error())
+			return m
+		}
+		return "<!-- graph:" + file + " -->\n```mermaid\n" + deploy.PlannedTopology(f).Mermaid() + "```\n<!-- end graph -->"
+	})
+	if len(errs) > 0 {
+		return "", fmt.Errorf("docs/deploy.md: %s", strings.Join(errs, "; "))
+	}
+	return out, nil
 }
 
 // UpdateRecipe regenerates the recipe field table (marker params:recipe).

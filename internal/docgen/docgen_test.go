@@ -9,6 +9,7 @@ import (
 // TestDocsUpToDate: the reference tables in the docs are exactly what the
 // code accepts. Regenerate them with go run ./hack/gendocs.
 func TestDocsUpToDate(t *testing.T) {
+	Root = "../.."
 	for file, update := range Files {
 		b, err := os.ReadFile(filepath.Join("../..", file))
 		if err != nil {
