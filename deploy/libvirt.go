@@ -190,17 +190,15 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 	return out, foreign, nil
 }
 
-// splitInstanceName reads "<set>-<ordinal>".
+// splitInstanceName reads "<set>-<ordinal>" when the set is not known
+// (a volume a crash left behind): the set is what comes before the last dash.
 func splitInstanceName(name string) (string, int, bool) {
 	i := strings.LastIndexByte(name, '-')
 	if i <= 0 {
 		return "", 0, false
 	}
-	n, err := strconv.Atoi(name[i+1:])
-	if err != nil || n < 0 {
-		return "", 0, false
-	}
-	return name[:i], n, true
+	n, ok := ParseInstanceName(name[:i], name)
+	return name[:i], n, ok
 }
 
 func stateOf(s libvirt.DomainState) State {
