@@ -1,0 +1,113 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testlibvirt"
+	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/recipes"
+	"github.com/kiln-project/kiln/registry"
+)
+
+// A real guest: the app-host example's image (baked through the shared
+// test cache, so usually a copy), deployed by a fleet file as a set of one
+// on a real libvirtd, boots under TCG from its overlay with its own seed,
+// and its app answers through the port forwarded on 127.0.0.1.
+func TestFleetGuestAnswers(t *testing.T) {
+	testutil.Integration(t)
+	testutil.NeedGuest(t)
+	ctx := context.Background()
+	d := testlibvirt.Start(t, testlibvirt.Options{})
+	dir := t.TempDir()
+
+	recipe, err := filepath.Abs("../examples/app-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := recipes.LoadPlan(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	if _, err := b.Bake(ctx, plan, filepath.Join(dir, "app-host.qcow2")); err != nil {
+		t.Fatal(err)
+	}
+	fleet := filepath.Join(dir, "fleet.yaml")
+	os.WriteFile(fleet, []byte(fmt.Sprintf(`apiVersion: kiln/v1
+kind: ScaleSet
+name: hello
+image: ./app-host.qcow2
+recipe: %s
+capacity: 1
+size: {memory: 512MiB}
+hosts: ["%s"]
+`, recipe, d.URI)), 0o644)
+	f, err := LoadFleet(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Sets[0]
+	r, err := Resolve(ctx, s, registry.New(registry.Options{}), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired, err := r.Desired()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := DialLibvirt(d.URI, LibvirtOptions{Accel: qemu.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	hosts := Hosts{d.URI: h}
+	if _, err := Apply(ctx, hosts, []string{"hello"}, desired, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	insts, _, err := h.Instances(ctx)
+	if err != nil || len(insts) != 1 || insts[0].Ports[8080] == 0 {
+		t.Fatalf("instances: %+v %v", insts, err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", insts[0].Ports[8080])
+	deadline := time.Now().Add(8 * time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(body), "hello from kiln") {
+				t.Logf("the instance answered on %s: %q", url, strings.TrimSpace(string(body)))
+				break
+			}
+			last = fmt.Sprintf("%s: %q", resp.Status, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(2 * time.Second) // polling a guest that is still booting
+	}
+	if !time.Now().Before(deadline) {
+		console, _ := os.ReadFile(filepath.Join(d.Dir, "log", "qemu", "kiln-hello-0.console.log"))
+		t.Fatalf("no answer from %s before the deadline (last: %s); console:\n%s", url, last, tail(string(console), 3000))
+	}
+	if _, err := Apply(ctx, hosts, []string{"hello"}, nil, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
