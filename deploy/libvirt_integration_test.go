@@ -38,9 +38,14 @@ func libvirtHost(t *testing.T, d *testlibvirt.Daemon) *Libvirt {
 	return h
 }
 
+// blankDesired places capacity instances of set over hosts with the
+// fleet's own placement (a fault domain per host), on the blank base.
 func blankDesired(set string, capacity int, base string, hosts ...string) []Desired {
 	var out []Desired
-	for _, d := range desiredSet(set, capacity, hosts, "sha256:"+strings.Repeat("ab", 32)) {
+	spread := Spread{Set: set, FaultDomains: len(hosts), UpdateDomains: 5, Hosts: hosts}
+	for _, p := range spread.PlaceAll(capacity) {
+		d := Desired{Host: p.Host, Spec: InstanceSpec{Name: p.Name, Meta: Metadata{Set: set, Ordinal: p.Ordinal,
+			FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Image: "sha256:" + strings.Repeat("ab", 32), Spec: "s1"}}}
 		d.Spec.BasePath = base
 		d.Spec.DiskBytes = 128 << 20
 		d.Spec.VCPUs, d.Spec.MemoryMiB = 1, 64
@@ -151,5 +156,41 @@ func TestLibvirtApply(t *testing.T) {
 	vols = virsh(t, d.URI, "vol-list", "kiln")
 	if strings.Contains(vols, "web-") {
 		t.Errorf("volumes left:\n%s", vols)
+	}
+}
+
+// Two libvirt daemons on this machine are two hosts: a set of four spread
+// over them puts fault domain N on host N, two instances each, and each
+// daemon holds only its own.
+func TestLibvirtTwoHosts(t *testing.T) {
+	testutil.Integration(t)
+	a := testlibvirt.Start(t, testlibvirt.Options{})
+	b := testlibvirt.Start(t, testlibvirt.Options{})
+	ha, hb := libvirtHost(t, a), libvirtHost(t, b)
+	ctx := context.Background()
+	hosts := Hosts{ha.URI(): ha, hb.URI(): hb}
+	base := blankBase(t)
+	if _, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", 4, base, ha.URI(), hb.URI()), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range []*Libvirt{ha, hb} {
+		got, _, err := h.Instances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, inst := range got {
+			names = append(names, inst.Name)
+			if inst.Meta.FaultDomain != i || inst.State != Running {
+				t.Errorf("host %d: %+v", i, inst)
+			}
+		}
+		want := []string{fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i+2)}
+		if !reflect.DeepEqual(names, want) {
+			t.Errorf("host %d holds %v, want %v", i, names, want)
+		}
+	}
+	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
