@@ -2,9 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/testlibvirt"
 	"github.com/kiln-project/kiln/internal/testutil"
@@ -63,5 +67,74 @@ hosts: ["`+d.URI+`"]
 	r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json")
 	if insts := envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any); len(insts) != 0 {
 		t.Fatalf("after destroy: %v", insts)
+	}
+}
+
+// kill -9 in the middle of kiln deploy apply: the next apply ends with
+// exactly what the file says, and nothing orphaned (no overlay or seed
+// without its domain).
+func TestDeployKilledMidApply(t *testing.T) {
+	testutil.Integration(t)
+	d := testlibvirt.Start(t, testlibvirt.Options{})
+	dir := t.TempDir()
+	smallImage(t, dir)
+	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(`apiVersion: kiln/v1
+kind: ScaleSet
+name: web
+image: ./web.qcow2
+recipe: ./web.yaml
+capacity: 5
+size: {memory: 128MiB}
+hosts: ["`+d.URI+`"]
+`), 0o644)
+	env := []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
+	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml")
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conn := d.Connect(t)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		doms, _, err := conn.ConnectListAllDomains(1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doms) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("apply made no domains in two minutes")
+		}
+		time.Sleep(20 * time.Millisecond) // polling libvirt for the kill's moment
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if doms, _, _ := conn.ConnectListAllDomains(1, 0); len(doms) >= 5 {
+		t.Fatalf("apply finished before the kill (%d domains): the test proves nothing", len(doms))
+	}
+
+	if r := run(t, dir, env, "deploy", "apply", "fleet.yaml"); r.code != 0 {
+		t.Fatalf("apply after the kill: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, dir, env, "deploy", "plan", "fleet.yaml"); r.code != 0 {
+		t.Fatalf("plan after the second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	doms, _, _ := conn.ConnectListAllDomains(1, 0)
+	pool, err := conn.StoragePoolLookupByName("kiln")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.StoragePoolRefresh(pool, 0)
+	vols, _, _ := conn.StoragePoolListAllVolumes(pool, 1, 0)
+	var names []string
+	for _, v := range vols {
+		names = append(names, v.Name)
+	}
+	sort.Strings(names)
+	if len(doms) != 5 || len(vols) != 11 { // 5 overlays, 5 seeds, 1 base
+		t.Fatalf("after the kill and a re-apply: %d domains, volumes %v", len(doms), names)
 	}
 }
