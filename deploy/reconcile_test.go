@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // desiredSet places capacity instances of set over hosts (ordinal n on
@@ -136,5 +137,29 @@ func TestDiff(t *testing.T) {
 	p = Diff([]string{"web"}, desiredSet("web", 1, []string{b}, "sha256:new"), []Instance{inst("web-0", a, 0, Running, "sha256:new")}, false)
 	if len(p.Changes) != 2 || p.Changes[0].Op != OpDelete || p.Changes[0].Host != a || p.Changes[1].Op != OpCreate || p.Changes[1].Host != b {
 		t.Errorf("move: %+v", p)
+	}
+}
+
+// Restarting by update domain: every instance restarts once, grouped by
+// update domain in order, and an instance of the next domain restarts only
+// after all of the previous domain run again.
+func TestRestartByUpdateDomain(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost("qemu:///system")
+	hosts := Hosts{h.uri: h}
+	if _, err := Apply(ctx, hosts, []string{"web"}, desiredSet("web", 7, []string{h.uri}, "sha256:a"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.log = nil
+	if err := RestartByUpdateDomain(ctx, hosts, "web", time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	// desiredSet puts web-n in update domain n mod 5.
+	want := []string{"start web-0", "start web-5", "start web-1", "start web-6", "start web-2", "start web-3", "start web-4"}
+	if !reflect.DeepEqual(h.log, want) {
+		t.Errorf("restarts: %v\nwant %v", h.log, want)
+	}
+	if err := RestartByUpdateDomain(ctx, hosts, "nosuch", time.Second, nil); err == nil {
+		t.Error("restarting a set with no instances succeeded")
 	}
 }

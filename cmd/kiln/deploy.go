@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -86,7 +87,20 @@ on each host for other sets and later applies.`,
 	}
 	graph.Flags().String("format", "mermaid", "mermaid, dot or svg")
 	graph.Flags().StringP("out", "o", "", "file to write (default: standard output)")
-	cmd.AddCommand(plan, apply, destroy, status, graph)
+	restart := &cobra.Command{
+		Use:   "restart FILE SET --by update-domain",
+		Short: "Restart a set one update domain at a time",
+		Long: `Restarts every instance of the set, one update domain at a time: the next
+domain starts only when all of the previous one run again (--wait bounds
+that), so at most one update domain is ever down. A domain that does not come
+back stops the restart and says which instances.`,
+		Example: `  kiln deploy restart fleet.yaml edge --by update-domain`,
+		Args:    exactArgs(2),
+		RunE:    deployRestart,
+	}
+	restart.Flags().String("by", "update-domain", "the unit restarted at a time: update-domain")
+	restart.Flags().Duration("wait", 5*time.Minute, "how long an update domain may take to run again")
+	cmd.AddCommand(plan, apply, destroy, status, graph, restart)
 	return cmd
 }
 
@@ -262,6 +276,32 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", a.Name, a.State, a.Meta.FaultDomain, a.Meta.UpdateDomain, img, strings.Join(ports, ","), a.Host)
 	}
 	return tw.Flush()
+}
+
+func deployRestart(cmd *cobra.Command, args []string) error {
+	if by := cfg.GetString("by"); by != "update-domain" {
+		return usageError{fmt.Errorf("--by %q: only update-domain is supported", by)}
+	}
+	f, err := deploy.LoadFleet(args[0])
+	if err != nil {
+		return err
+	}
+	if f.Set(args[1]) == nil {
+		return usageError{fmt.Errorf("%s has no set %q", args[0], args[1])}
+	}
+	hosts, closeHosts, err := fleetHosts(f)
+	if err != nil {
+		return err
+	}
+	defer closeHosts()
+	if err := deploy.RestartByUpdateDomain(cmd.Context(), hosts, args[1], cfg.GetDuration("wait"), newRenderer(cmd.ErrOrStderr())); err != nil {
+		return err
+	}
+	if jsonOutput() {
+		return printResult(cmd, map[string]any{"set": args[1], "restarted": true})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "restarted %s, one update domain at a time\n", args[1])
+	return nil
 }
 
 func deployGraph(cmd *cobra.Command, args []string) error {

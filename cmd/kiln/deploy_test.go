@@ -61,6 +61,34 @@ hosts: ["`+d.URI+`"]
 			t.Errorf("instance %d: %v", i, in)
 		}
 	}
+	// Restart by update domain: every domain comes back running, as a new
+	// QEMU process (libvirt gives a restarted domain a new id).
+	conn := d.Connect(t)
+	ids := func() map[string]int32 {
+		doms, _, err := conn.ConnectListAllDomains(1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int32{}
+		for _, dom := range doms {
+			out[dom.Name] = dom.ID
+		}
+		return out
+	}
+	before := ids()
+	if r = run(t, dir, env, "deploy", "restart", "fleet.yaml", "web", "--by", "update-domain"); r.code != 0 || strings.Count(r.stderr, "restarting web-") != 3 {
+		t.Fatalf("restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// One update domain at a time, in order (each holds one instance here).
+	if i0, i1, i2 := strings.Index(r.stderr, "update domain 0: restarting web-0"), strings.Index(r.stderr, "update domain 1: restarting web-1"), strings.Index(r.stderr, "update domain 2: restarting web-2"); !(i0 >= 0 && i0 < i1 && i1 < i2) {
+		t.Errorf("restart order:\n%s", r.stderr)
+	}
+	after := ids()
+	for name, id := range before {
+		if after[name] == id || after[name] <= 0 {
+			t.Errorf("%s: domain id %d before, %d after: not restarted, or not running", name, id, after[name])
+		}
+	}
 	if r = run(t, dir, env, "deploy", "destroy", "fleet.yaml", "web"); r.code != 0 {
 		t.Fatalf("destroy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
