@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,26 @@ import (
 	"github.com/kiln-project/kiln/internal/testutil"
 )
 
+// deployFixture writes a blank image, a recipe and a fleet file of one set
+// "web" of kind and capacity on the daemon, and the environment kiln runs in.
+func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	smallImage(t, dir)
+	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf(`apiVersion: kiln/v1
+kind: %s
+name: web
+image: ./web.qcow2
+recipe: ./web.yaml
+capacity: %d
+size: {memory: 128MiB}
+network: {ports: [8080]}
+hosts: ["%s"]
+`, kind, capacity, d.URI)), 0o644)
+	return dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
+}
+
 // kiln deploy as a user runs it, against a real libvirtd (the harness's,
 // in its own mount namespace): plan says what would change (exit 3), apply
 // does it, a second plan has nothing to do (exit 0), status lists the
@@ -23,20 +44,7 @@ import (
 func TestDeployCLI(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir := t.TempDir()
-	smallImage(t, dir)
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(`apiVersion: kiln/v1
-kind: AvailabilitySet
-name: web
-image: ./web.qcow2
-recipe: ./web.yaml
-capacity: 3
-size: {memory: 128MiB}
-network: {ports: [8080]}
-hosts: ["`+d.URI+`"]
-`), 0o644)
-	env := []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
+	dir, env := deployFixture(t, d, "AvailabilitySet", 3)
 
 	r := run(t, dir, env, "deploy", "plan", "fleet.yaml")
 	if r.code != exitPending || strings.Count(r.stdout, "+ create") != 3 {
@@ -104,19 +112,7 @@ hosts: ["`+d.URI+`"]
 func TestDeployKilledMidApply(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir := t.TempDir()
-	smallImage(t, dir)
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(`apiVersion: kiln/v1
-kind: ScaleSet
-name: web
-image: ./web.qcow2
-recipe: ./web.yaml
-capacity: 5
-size: {memory: 128MiB}
-hosts: ["`+d.URI+`"]
-`), 0o644)
-	env := []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
+	dir, env := deployFixture(t, d, "ScaleSet", 5)
 	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml")
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
