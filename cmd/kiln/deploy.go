@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -100,7 +101,26 @@ back stops the restart and says which instances.`,
 	}
 	restart.Flags().String("by", "update-domain", "the unit restarted at a time: update-domain")
 	restart.Flags().Duration("wait", 5*time.Minute, "how long an update domain may take to run again")
-	cmd.AddCommand(plan, apply, destroy, status, graph, restart)
+	scale := &cobra.Command{
+		Use:   "scale FILE SET N",
+		Short: "Set a set's capacity in the fleet file, then apply",
+		Long: `Writes capacity N for the set into the fleet file (its comments and other
+sets kept; the file must stay valid) and applies it: the file remains the one
+desired state, so a later apply does not undo the scale.`,
+		Example: `  kiln deploy scale fleet.yaml web 4`,
+		Args:    exactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[2])
+			if err != nil {
+				return usageError{fmt.Errorf("capacity %q is not a number", args[2])}
+			}
+			if err := deploy.SetCapacity(args[0], args[1], n); err != nil {
+				return err
+			}
+			return deployRun(cmd, args[0], "", true)
+		},
+	}
+	cmd.AddCommand(plan, apply, destroy, status, graph, restart, scale)
 	return cmd
 }
 

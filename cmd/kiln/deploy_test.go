@@ -97,6 +97,16 @@ func TestDeployCLI(t *testing.T) {
 			t.Errorf("%s: domain id %d before, %d after: not restarted, or not running", name, id, after[name])
 		}
 	}
+	// Scale in: the file says 1 now, and so do the hosts.
+	if r = run(t, dir, env, "deploy", "scale", "fleet.yaml", "web", "1"); r.code != 0 || !strings.Contains(r.stdout, "- delete") {
+		t.Fatalf("scale: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "fleet.yaml")); !strings.Contains(string(b), "capacity: 1") {
+		t.Errorf("scale did not write the fleet file:\n%s", b)
+	}
+	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json"); len(envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any)) != 1 {
+		t.Errorf("after scale 1: %s", r.stdout)
+	}
 	if r = run(t, dir, env, "deploy", "destroy", "fleet.yaml", "web"); r.code != 0 {
 		t.Fatalf("destroy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -160,5 +170,18 @@ func TestDeployKilledMidApply(t *testing.T) {
 	sort.Strings(names)
 	if len(doms) != 5 || len(vols) != 11 { // 5 overlays, 5 seeds, 1 base
 		t.Fatalf("after the kill and a re-apply: %d domains, volumes %v", len(doms), names)
+	}
+}
+
+// A host that does not answer: plan fails naming it, and says what to check.
+func TestDeployUnreachableHost(t *testing.T) {
+	dir := t.TempDir()
+	smallImage(t, dir)
+	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
+	sock := filepath.Join(dir, "no-libvirtd-here.sock")
+	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte("apiVersion: kiln/v1\nkind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\nhosts: [\"qemu+unix:///system?socket="+sock+"\"]\n"), 0o644)
+	r := run(t, dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}, "deploy", "plan", "fleet.yaml")
+	if r.code != 1 || !strings.Contains(r.stderr, sock) || !strings.Contains(r.stderr, "is libvirtd running there") {
+		t.Fatalf("plan against a host that is not there: exit %d\n%s", r.code, r.stderr)
 	}
 }
