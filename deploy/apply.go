@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/internal/progress"
@@ -42,6 +44,8 @@ type ApplyOptions struct {
 	Prune   bool
 	// Progress receives one event per change.
 	Progress progress.Sink
+	// Parallel is how many instances are created at once; default 4.
+	Parallel int
 }
 
 // Apply makes the hosts hold what desired says for sets: it observes,
@@ -69,15 +73,16 @@ func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, o
 		specs[d.Spec.Name] = d.Spec
 	}
 	st := progress.Begin(opts.Progress, "apply", int64(len(plan.Changes)), "")
-	for i, c := range plan.Changes {
-		if !c.Act {
-			continue
-		}
+	// Deletions first, one by one; then creations, several at a time (each
+	// is mostly QEMU starting); then starts.
+	var done atomic.Int64
+	run := func(c Change) error {
 		h, ok := hosts[c.Host]
 		if !ok {
-			return plan, fmt.Errorf("%s: instance %s is on host %s, which the fleet file no longer lists; add it back to remove the instance", c.Set, c.Instance, c.Host)
+			return fmt.Errorf("%s: instance %s is on host %s, which the fleet file no longer lists; add it back to remove the instance", c.Set, c.Instance, c.Host)
 		}
 		st.Note(fmt.Sprintf("%s %s on %s (%s)", c.Op, c.Instance, c.Host, c.Reason))
+		var err error
 		switch c.Op {
 		case OpCreate:
 			err = h.Create(ctx, specs[c.Instance])
@@ -87,10 +92,70 @@ func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, o
 			err = h.Delete(ctx, c.Instance)
 		}
 		if err != nil {
-			return plan, fmt.Errorf("%s %s on %s: %w", c.Op, c.Instance, c.Host, err)
+			return fmt.Errorf("%s %s on %s: %w", c.Op, c.Instance, c.Host, err)
 		}
-		st.Advance(int64(i+1), int64(len(plan.Changes)))
+		st.Advance(done.Add(1), int64(len(plan.Changes)))
+		return nil
+	}
+	var creates []Change
+	for _, c := range plan.Changes {
+		if !c.Act {
+			continue
+		}
+		if c.Op == OpCreate {
+			creates = append(creates, c)
+			continue
+		}
+		if len(creates) > 0 {
+			if err := runParallel(creates, opts.Parallel, run); err != nil {
+				return plan, err
+			}
+			creates = nil
+		}
+		if err := run(c); err != nil {
+			return plan, err
+		}
+	}
+	if err := runParallel(creates, opts.Parallel, run); err != nil {
+		return plan, err
 	}
 	st.End(fmt.Sprintf("%d changes, %d unchanged", len(plan.Changes), plan.Unchanged))
 	return plan, nil
+}
+
+// runParallel runs f on the changes, at most n at a time (default 4); after
+// a failure it starts no more, and returns the first error once the
+// running ones have finished (the next apply does what was left).
+func runParallel(cs []Change, n int, f func(Change) error) error {
+	if n <= 0 {
+		n = 4
+	}
+	sem := make(chan struct{}, n)
+	errs := make(chan error, len(cs))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func(c Change) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(c); err != nil {
+				failed.Store(true)
+				errs <- err
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -27,6 +28,9 @@ type Libvirt struct {
 	uri  string
 	conn *libvirt.Libvirt
 	opts LibvirtOptions
+	// bases serialises making the pool and base volumes: instances are
+	// created in parallel, the base of an image is uploaded once.
+	bases sync.Mutex
 }
 
 // LibvirtOptions configure a libvirt host.
@@ -84,7 +88,10 @@ func (h *Libvirt) pool() (libvirt.StoragePool, error) {
 				return p, fmt.Errorf("%s: start storage pool %s: %w", h.uri, h.opts.Pool, err)
 			}
 		}
-		return p, h.conn.StoragePoolRefresh(p, 0)
+		// No refresh here: instances are made in parallel, and libvirt
+		// refuses to refresh a pool with an upload running (Instances
+		// refreshes before it lists).
+		return p, nil
 	}
 	if !isNoStoragePool(err) {
 		return p, fmt.Errorf("%s: storage pool %s: %w", h.uri, h.opts.Pool, err)
@@ -218,11 +225,14 @@ func stateOf(s libvirt.DomainState) State {
 // Create makes (or completes) an instance: the base volume for its image
 // when this host has none, its overlay and seed, its domain; then starts it.
 func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
+	h.bases.Lock()
 	p, err := h.pool()
 	if err != nil {
+		h.bases.Unlock()
 		return err
 	}
 	base, err := h.ensureBase(p, s)
+	h.bases.Unlock()
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,8 @@ func TestApplyScales(t *testing.T) {
 		{1, []string{"web-0:running"}},
 		{0, nil},
 	} {
-		if _, err := Apply(ctx, hosts, []string{"web"}, desiredSet("web", c.capacity, one, "sha256:a"), ApplyOptions{LockDir: t.TempDir()}); err != nil {
+		// One create at a time, so the order below is the plan's.
+		if _, err := Apply(ctx, hosts, []string{"web"}, desiredSet("web", c.capacity, one, "sha256:a"), ApplyOptions{LockDir: t.TempDir(), Parallel: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if got := names(h); !reflect.DeepEqual(got, c.want) {
@@ -75,7 +76,7 @@ func TestApplyConvergesAfterCrash(t *testing.T) {
 		h.failAfter = 3 // the third create dies after its overlay
 		hosts := Hosts{h.uri: h}
 		one := []string{h.uri}
-		_, err := Apply(ctx, hosts, []string{"db"}, desiredSet("db", 4, one, "sha256:a"), ApplyOptions{})
+		_, err := Apply(ctx, hosts, []string{"db"}, desiredSet("db", 4, one, "sha256:a"), ApplyOptions{Parallel: 1})
 		if !errors.Is(err, errKilled) {
 			t.Fatalf("want the crash, got %v", err)
 		}

@@ -60,6 +60,7 @@ file no longer names is reported and removed only with --prune.`,
 		RunE:    func(cmd *cobra.Command, args []string) error { return deployRun(cmd, args[0], "", true) },
 	}
 	apply.Flags().Bool("prune", false, "also remove kiln instances of sets the file does not name")
+	apply.Flags().Int("parallel", 4, "how many instances are created at once")
 	destroy := &cobra.Command{
 		Use:   "destroy FILE SET",
 		Short: "Remove a set's instances: domains, overlays and seeds",
@@ -209,7 +210,7 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 		if err := os.MkdirAll(lockDir, 0o755); err != nil {
 			return err
 		}
-		plan, err = deploy.Apply(ctx, hosts, sets, desired, deploy.ApplyOptions{LockDir: lockDir, Prune: cfg.GetBool("prune"), Progress: newRenderer(cmd.ErrOrStderr())})
+		plan, err = deploy.Apply(ctx, hosts, sets, desired, deploy.ApplyOptions{LockDir: lockDir, Prune: cfg.GetBool("prune"), Parallel: cfg.GetInt("parallel"), Progress: newRenderer(cmd.ErrOrStderr())})
 		if err != nil {
 			return err
 		}

@@ -123,7 +123,8 @@ func TestDeployKilledMidApply(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
 	dir, env := deployFixture(t, d, "ScaleSet", 5)
-	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml")
+	// One instance at a time, so the kill lands with some made, some not.
+	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml", "--parallel", "1")
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	if err := cmd.Start(); err != nil {

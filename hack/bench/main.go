@@ -28,6 +28,7 @@ var benchmarks = []benchmark{
 	{"boot", benchBoot},
 	{"vm-bake", benchVMBake},
 	{"registry", benchRegistry},
+	{"deploy", benchDeploy},
 }
 
 func main() {
