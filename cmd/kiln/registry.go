@@ -25,7 +25,7 @@ Plain HTTP is used only for loopback registries, or with --insecure, or for
 hosts listed in kiln's config:
 
   registries:
-    - host: registry.lab.example:5000
+    - host: registry.example.com:5000
       insecure: true
 
 Credentials come from the docker and podman config files and their
