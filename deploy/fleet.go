@@ -519,7 +519,7 @@ func (c *checker) faultDomains(k Kind, n *int, hosts int, pos recipes.Positions)
 }
 
 // libvirtParams are the extra parameters libvirt's remote URIs take
-// (https://libvirt.org/uri.html#remote-uris).
+// (libvirt's URI documentation, "remote URIs").
 var libvirtParams = []string{"command", "keyfile", "known_hosts", "known_hosts_verify", "mode", "netcat", "no_tty", "no_verify", "pkipath", "proxy", "socket", "sshauth", "tls_priority"}
 
 const hostForms = "qemu:///system, qemu:///session, qemu+unix:///system?socket=PATH, qemu+ssh://[USER@]HOST/system or qemu+tcp://HOST/system"
