@@ -150,8 +150,8 @@ func fleetHosts(f *deploy.Fleet) (deploy.Hosts, func(), error) {
 }
 
 // desiredOf resolves the images of the fleet's sets and places their
-// instances; only is one set's name, or "" for all.
-func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet, only string) ([]string, []deploy.Desired, error) {
+// instances.
+func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet) ([]string, []deploy.Desired, error) {
 	c, err := newRegistryClient(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -160,9 +160,6 @@ func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet, only st
 	var desired []deploy.Desired
 	for _, s := range f.Sets {
 		sets = append(sets, s.Name)
-		if only != "" && s.Name != only {
-			continue
-		}
 		r, err := deploy.Resolve(ctx, s, c, cfg.GetString("cache-dir"))
 		if err != nil {
 			return nil, nil, err
@@ -185,19 +182,13 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 	if destroySet != "" && f.Set(destroySet) == nil {
 		return usageError{fmt.Errorf("%s has no set %q", file, destroySet)}
 	}
-	sets, desired, err := desiredOf(ctx, cmd, f, "")
-	if err != nil {
-		return err
-	}
-	if destroySet != "" {
-		// Only that set, with nothing desired.
-		kept := desired[:0]
-		for _, d := range desired {
-			if d.Spec.Meta.Set != destroySet {
-				kept = append(kept, d)
-			}
+	// Destroying a set wants none of it, and nothing of the other sets is
+	// looked at: no image is pulled or checked for it.
+	sets, desired := []string{destroySet}, []deploy.Desired(nil)
+	if destroySet == "" {
+		if sets, desired, err = desiredOf(ctx, cmd, f); err != nil {
+			return err
 		}
-		desired = kept
 	}
 	hosts, closeHosts, err := fleetHosts(f)
 	if err != nil {
@@ -220,6 +211,16 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 			return err
 		}
 		plan = deploy.Diff(sets, desired, actual, false)
+	}
+	if destroySet != "" {
+		// The other sets' instances were only seen (as not in this run), never touched.
+		kept := plan.Changes[:0]
+		for _, c := range plan.Changes {
+			if c.Set == destroySet {
+				kept = append(kept, c)
+			}
+		}
+		plan.Changes, plan.Unchanged = kept, 0
 	}
 	if jsonOutput() {
 		if err := printResult(cmd, plan); err != nil {

@@ -107,8 +107,21 @@ func TestDeployCLI(t *testing.T) {
 	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json"); len(envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any)) != 1 {
 		t.Errorf("after scale 1: %s", r.stdout)
 	}
-	if r = run(t, dir, env, "deploy", "destroy", "fleet.yaml", "web"); r.code != 0 {
+	// Another fleet's set on the same host: destroying web leaves it alone.
+	other, _ := os.ReadFile(filepath.Join(dir, "fleet.yaml"))
+	os.WriteFile(filepath.Join(dir, "other.yaml"), []byte(strings.Replace(string(other), "name: web", "name: api", 1)), 0o644)
+	if r = run(t, dir, env, "deploy", "apply", "other.yaml"); r.code != 0 {
+		t.Fatalf("apply other.yaml: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = run(t, dir, env, "deploy", "destroy", "fleet.yaml", "web"); r.code != 0 || strings.Contains(r.stdout, "api-") {
 		t.Fatalf("destroy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, dir, env, "deploy", "status", "other.yaml", "-O", "json")
+	if insts := envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any); len(insts) != 1 || insts[0].(map[string]any)["state"] != "running" {
+		t.Fatalf("destroying web touched api: %v", insts)
+	}
+	if r = run(t, dir, env, "deploy", "destroy", "other.yaml", "api"); r.code != 0 {
+		t.Fatalf("destroy api: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json")
 	if insts := envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any); len(insts) != 0 {
