@@ -245,7 +245,7 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	if err != nil {
 		return err
 	}
-	seed, err := h.upload(p, seedVolume(s.Name), "raw", int64(len(s.Seed)), bytes.NewReader(s.Seed))
+	seed, err := h.upload(p, seedVolume(s.Name), int64(len(s.Seed)), bytes.NewReader(s.Seed))
 	if err != nil {
 		return err
 	}
@@ -268,11 +268,15 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	return nil
 }
 
-// ensureBase uploads the image once per host and digest.
+// ensureBase uploads the image once per host and digest. A marker volume
+// made after the upload says it is complete: a base a crash cut short has
+// none, and is uploaded again (libvirt cannot rename a volume into place).
 func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, error) {
 	name := baseVolume(s.Meta.Image)
 	if v, err := h.conn.StorageVolLookupByName(p, name); err == nil {
-		return h.conn.StorageVolGetPath(v)
+		if _, err := h.conn.StorageVolLookupByName(p, name+".complete"); err == nil {
+			return h.conn.StorageVolGetPath(v)
+		}
 	}
 	f, err := os.Open(s.BasePath)
 	if err != nil {
@@ -283,24 +287,26 @@ func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, err
 	if err != nil {
 		return "", err
 	}
-	// Uploaded under a temporary name and renamed by recreation would
-	// need a copy; instead a failed upload deletes the volume.
-	return h.upload(p, name, "qcow2", st.Size(), f)
+	path, err := h.upload(p, name, st.Size(), f)
+	if err != nil {
+		return "", err
+	}
+	if _, err := h.upload(p, name+".complete", 1, strings.NewReader("\n")); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
-// upload makes a volume of size bytes and streams r into it; a failure
+// upload makes a volume of size bytes and streams r into it whole (the
+// volume is raw to libvirt: a qcow2 base arrives header and all); a failure
 // removes the volume, so a half-uploaded one is never used.
-func (h *Libvirt) upload(p libvirt.StoragePool, name, format string, size int64, r interface{ Read([]byte) (int, error) }) (string, error) {
+func (h *Libvirt) upload(p libvirt.StoragePool, name string, size int64, r interface{ Read([]byte) (int, error) }) (string, error) {
 	if v, err := h.conn.StorageVolLookupByName(p, name); err == nil {
 		h.conn.StorageVolDelete(v, 0)
 	}
 	doc := &libvirtxml.StorageVolume{Name: name,
 		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
-		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: format}}}
-	if format == "qcow2" {
-		// The upload replaces the file whole, header and all.
-		doc.Target.Format.Type = "raw"
-	}
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}
 	x, err := doc.Marshal()
 	if err != nil {
 		return "", err

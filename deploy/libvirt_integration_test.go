@@ -128,9 +128,18 @@ func TestLibvirtApply(t *testing.T) {
 	}
 	// Overlays, not copies: each instance's volume is a small qcow2 on the base.
 	vols := virsh(t, d.URI, "vol-list", "kiln")
-	if names := volumeNames(vols); !reflect.DeepEqual(names, []string{"kiln-base-" + strings.Repeat("ab", 32) + ".qcow2", "web-0-seed.iso", "web-0.qcow2"}) {
+	if names := volumeNames(vols); !reflect.DeepEqual(names, []string{"kiln-base-" + strings.Repeat("ab", 32) + ".qcow2", "kiln-base-" + strings.Repeat("ab", 32) + ".qcow2.complete", "web-0-seed.iso", "web-0.qcow2"}) {
 		t.Errorf("volumes: %v\n%s", names, vols)
 	}
+	// A base a crash cut short (no marker): the next create uploads it again.
+	baseName := "kiln-base-" + strings.Repeat("ab", 32) + ".qcow2"
+	basePath := filepath.Join(d.PoolDir, baseName)
+	whole, err := os.Stat(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	virsh(t, d.URI, "vol-delete", "--pool", "kiln", baseName+".complete")
+	os.Truncate(basePath, 1024)
 	// A crash half-way: an overlay without a domain. Apply completes it.
 	virsh(t, d.URI, "vol-create-as", "kiln", "web-1.qcow2", "1M", "--format", "qcow2")
 	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Partial {
@@ -141,6 +150,9 @@ func TestLibvirtApply(t *testing.T) {
 	}
 	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Running {
 		t.Fatalf("after re-apply: %+v", got)
+	}
+	if info, err := os.Stat(basePath); err != nil || info.Size() != whole.Size() {
+		t.Errorf("the cut-short base was not uploaded again: %v %v", info, err)
 	}
 	// Capacity 0: no domain, overlay or seed of the set is left.
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -41,7 +42,7 @@ func FuzzInspectManifest(f *testing.F) {
 	f.Add([]byte(`{"layers":[{"mediaType":"application/zstd","size":-1,"digest":"sha256:`+fmtHex(5)+`"}]}`), string(types.OCIManifestSchema1))
 	f.Fuzz(func(t *testing.T, raw []byte, mediaType string) {
 		dir := t.TempDir()
-		h, n, err := v1.SHA256(bytesReader(raw))
+		h, n, err := v1.SHA256(bytes.NewReader(raw))
 		if err != nil {
 			t.Fatal(err)
 		}

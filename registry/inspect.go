@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kiln-project/kiln/manifest"
 )
 
 // Info is what an image in a store is, read without downloading the disk.
@@ -55,9 +56,12 @@ func (c *Client) Inspect(ctx context.Context, ref Ref) (*Info, error) {
 	}
 	for _, d := range refs {
 		info.Referrers = append(info.Referrers, Referrer{ArtifactType: d.ArtifactType, Digest: d.Digest.String(), Size: d.Size, Title: d.Annotations[AnnotationTitle]})
-		if d.ArtifactType == string(ManifestMediaType) {
-			if m, _, err := c.kilnManifest(ctx, r); err == nil && m != nil {
-				info.Packages = len(m.Packages)
+		if d.ArtifactType == string(ManifestMediaType) && info.Packages == 0 {
+			// This referrer is the manifest: read it, not the list again.
+			if b, err := c.artifactContent(ctx, r.store, d, ManifestMediaType); err == nil {
+				if m, err := manifest.Parse(b); err == nil {
+					info.Packages = len(m.Packages)
+				}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func verifyBytes(b []byte, d v1.Descriptor) error {
 	if int64(len(b)) != d.Size {
 		return fmt.Errorf("blob %s: got %d bytes, the descriptor says %d", d.Digest, len(b), d.Size)
 	}
-	h, _, err := v1.SHA256(bytesReader(b))
+	h, _, err := v1.SHA256(bytes.NewReader(b))
 	if err != nil {
 		return err
 	}

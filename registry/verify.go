@@ -1,17 +1,13 @@
 package registry
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // verifier hashes what is written through it and checks size and digest.
 type verifier struct {

@@ -182,7 +182,7 @@ func TestDeployKilledMidApply(t *testing.T) {
 		names = append(names, v.Name)
 	}
 	sort.Strings(names)
-	if len(doms) != 5 || len(vols) != 11 { // 5 overlays, 5 seeds, 1 base
+	if len(doms) != 5 || len(vols) != 12 { // 5 overlays, 5 seeds, the base and its marker
 		t.Fatalf("after the kill and a re-apply: %d domains, volumes %v", len(doms), names)
 	}
 }
