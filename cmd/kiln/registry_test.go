@@ -24,15 +24,7 @@ func smallImage(t *testing.T, dir string) string {
 	if out, err := exec.Command(qemuImg, "create", "-q", "-f", "qcow2", img, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, n, err := v1.SHA256(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, n := fileDigest(t, img)
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
 		Kiln:          manifest.Kiln{Version: "test", ImageLayout: "test"},
@@ -192,17 +184,24 @@ func rewriteArtifact(t *testing.T, img string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, n, err := v1.SHA256(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, n := fileDigest(t, img)
 	m.Artifacts[0].SHA256, m.Artifacts[0].Size, m.Disk.FileSize = h.String(), n, n
 	if err := manifest.Write(manifest.PathFor(img), m); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fileDigest is a file's sha256 and size.
+func fileDigest(t *testing.T, path string) (v1.Hash, int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, n, err := v1.SHA256(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, n
 }
