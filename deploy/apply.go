@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -90,8 +91,15 @@ func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, o
 			err = h.Start(ctx, c.Instance)
 		case OpDelete, OpForeign:
 			err = h.Delete(ctx, c.Instance)
+		case OpReplace:
+			if err = h.Delete(ctx, c.Instance); err == nil {
+				err = h.Create(ctx, specs[c.Instance])
+			}
 		}
 		if err != nil {
+			if strings.Contains(err.Error(), c.Host) { // the backend named it already
+				return fmt.Errorf("%s %s: %w", c.Op, c.Instance, err)
+			}
 			return fmt.Errorf("%s %s on %s: %w", c.Op, c.Instance, c.Host, err)
 		}
 		st.Advance(done.Add(1), int64(len(plan.Changes)))
@@ -102,7 +110,7 @@ func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, o
 		if !c.Act {
 			continue
 		}
-		if c.Op == OpCreate {
+		if c.Op == OpCreate || c.Op == OpReplace {
 			creates = append(creates, c)
 			continue
 		}

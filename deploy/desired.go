@@ -80,7 +80,7 @@ func Resolve(ctx context.Context, s *Set, c *registry.Client, cacheDir string) (
 		return nil, err
 	}
 	os.Remove(res.Manifest)
-	pinned := s.Image.Ref
+	pinned := "oci:" + s.Image.Remote.Layout + "@" + res.Digest
 	if s.Image.Remote.Remote != nil {
 		pinned = "oci://" + s.Image.Remote.Remote.Context().Name() + "@" + res.Digest
 	}
@@ -104,7 +104,7 @@ func (r *Resolved) Desired() ([]Desired, error) {
 		}
 		spec := InstanceSpec{
 			Name:        p.Name,
-			Meta:        Metadata{Set: s.Name, Ordinal: p.Ordinal, FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Image: r.Digest},
+			Meta:        Metadata{Set: s.Name, Ordinal: p.Ordinal, FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Image: r.Digest, Source: r.source()},
 			BasePath:    r.Path,
 			DiskBytes:   int64(s.Size.Disk),
 			VCPUs:       s.Size.VCPUs,
@@ -119,6 +119,14 @@ func (r *Resolved) Desired() ([]Desired, error) {
 		out = append(out, Desired{Host: p.Host, Spec: spec})
 	}
 	return out, nil
+}
+
+// source is what an instance records as its image's origin.
+func (r *Resolved) source() string {
+	if r.Pinned != "" {
+		return r.Pinned
+	}
+	return r.Path
 }
 
 func networkKind(m NetworkMode) string {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"sync"
 )
@@ -82,4 +83,6 @@ func (f *fakeHost) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeHost) Console(ctx context.Context, name string) (string, error) { return "", nil }
+func (f *fakeHost) Console(ctx context.Context, name string, offset int64, w io.Writer) (int64, error) {
+	return offset, nil
+}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/xml"
+	"io"
 )
 
 // MetadataNamespace is the XML namespace of kiln's element in a domain's
@@ -21,6 +22,9 @@ type Metadata struct {
 	UpdateDomain int      `xml:"updateDomain,attr" json:"updateDomain"`
 	// Image is the image digest the instance's overlay sits on.
 	Image string `xml:"image,attr" json:"image"`
+	// Source is where the image came from: the registry reference pinned
+	// to the manifest digest that was pulled, or the local file.
+	Source string `xml:"source,attr,omitempty" json:"source,omitempty"`
 	// Spec is the hash of everything else the instance was made from
 	// (size, firmware, network, seed): a change means it is outdated.
 	Spec string `xml:"spec,attr" json:"spec"`
@@ -96,6 +100,7 @@ type Hypervisor interface {
 	// Delete stops and removes the instance's domain, overlay and seed.
 	// Deleting what is not there is no error.
 	Delete(ctx context.Context, name string) error
-	// Console returns the path of the instance's serial log.
-	Console(ctx context.Context, name string) (string, error)
+	// Console writes the instance's serial log from byte offset on to w
+	// and returns the offset after it (to follow the log, call again).
+	Console(ctx context.Context, name string, offset int64, w io.Writer) (int64, error)
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,9 +42,10 @@ type LibvirtOptions struct {
 	// Accel is the domain type: kvm only where KVM really works (the
 	// default asks internal/qemu), qemu (TCG) otherwise.
 	Accel qemu.Accel
-	// ConsoleDir is where instances' serial consoles are logged on the
-	// host; default /var/log/libvirt/qemu.
-	ConsoleDir string
+	// InstanceRoom is the free space a host's pool must have for each
+	// instance made (its overlay grows as the guest writes; a full pool
+	// pauses guests); default 256 MiB.
+	InstanceRoom int64
 }
 
 // DialLibvirt connects to a libvirt URI (qemu:///system,
@@ -67,8 +68,8 @@ func DialLibvirt(uri string, opts LibvirtOptions) (*Libvirt, error) {
 	if opts.Accel == "" {
 		opts.Accel, _ = qemu.DetectAccel()
 	}
-	if opts.ConsoleDir == "" {
-		opts.ConsoleDir = "/var/log/libvirt/qemu"
+	if opts.InstanceRoom == 0 {
+		opts.InstanceRoom = 256 << 20
 	}
 	return &Libvirt{uri: uri, conn: conn, opts: opts}, nil
 }
@@ -137,6 +138,25 @@ func baseVolume(digest string) string {
 func overlayVolume(instance string) string { return instance + ".qcow2" }
 func seedVolume(instance string) string    { return instance + "-seed.iso" }
 
+// consoleVolume is the instance's serial log: a volume of the pool, so it
+// is read over libvirt's protocol from any host (kiln deploy console) and
+// removed with the instance.
+func consoleVolume(instance string) string { return instance + "-console.log" }
+
+// instanceOfVolume names the instance a volume belongs to, if it is one of
+// an instance's.
+func instanceOfVolume(vol string) (string, bool) {
+	if strings.HasPrefix(vol, "kiln-base-") {
+		return "", false
+	}
+	for _, suffix := range []string{"-seed.iso", "-console.log", ".qcow2"} {
+		if name, ok := strings.CutSuffix(vol, suffix); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // Instances lists kiln's domains (by their metadata) and half-made
 // instances (an overlay or seed without a domain).
 func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
@@ -165,6 +185,9 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 			return nil, 0, fmt.Errorf("%s: domain %s: %w", h.uri, d.Name, err)
 		}
 		inst := Instance{Name: d.Name, Host: h.uri, State: stateOf(libvirt.DomainState(state)), Meta: m, Ports: m.portMap()}
+		if inst.State == Running && m.Ports == "" {
+			inst.Address = h.address(d)
+		}
 		out = append(out, inst)
 		have[d.Name] = true
 	}
@@ -177,11 +200,9 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 		}
 		partial := map[string]bool{}
 		for _, v := range vols {
-			name := strings.TrimSuffix(strings.TrimSuffix(v.Name, "-seed.iso"), ".qcow2")
-			if strings.HasPrefix(v.Name, "kiln-base-") || have[name] || !strings.HasSuffix(v.Name, ".qcow2") && !strings.HasSuffix(v.Name, "-seed.iso") {
-				continue
+			if name, ok := instanceOfVolume(v.Name); ok && !have[name] {
+				partial[name] = true
 			}
-			partial[name] = true
 		}
 		for name := range partial {
 			set, ord, ok := splitInstanceName(name)
@@ -195,6 +216,23 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, foreign, nil
+}
+
+// address is a running guest's first IPv4 address on its libvirt network,
+// from the network's DHCP leases; "" until it has one.
+func (h *Libvirt) address(d libvirt.Domain) string {
+	ifaces, err := h.conn.DomainInterfaceAddresses(d, uint32(libvirt.DomainInterfaceAddressesSrcLease), 0)
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifaces {
+		for _, a := range i.Addrs {
+			if a.Type == int32(libvirt.IPAddrTypeIpv4) {
+				return a.Addr
+			}
+		}
+	}
+	return ""
 }
 
 // splitInstanceName reads "<set>-<ordinal>" when the set is not known
@@ -223,7 +261,8 @@ func stateOf(s libvirt.DomainState) State {
 }
 
 // Create makes (or completes) an instance: the base volume for its image
-// when this host has none, its overlay and seed, its domain; then starts it.
+// when this host has none, its overlay, seed and console log, its domain;
+// then starts it.
 func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	h.bases.Lock()
 	p, err := h.pool()
@@ -241,6 +280,9 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	if err := h.Delete(ctx, s.Name); err != nil {
 		return err
 	}
+	if err := h.checkRoom(p, s.Name, h.opts.InstanceRoom+int64(len(s.Seed)), "each instance needs room to grow"); err != nil {
+		return err
+	}
 	overlay, err := h.createOverlay(p, s, base)
 	if err != nil {
 		return err
@@ -249,12 +291,18 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	if err != nil {
 		return err
 	}
+	console, err := h.createVolume(p, &libvirtxml.StorageVolume{Name: consoleVolume(s.Name),
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}})
+	if err != nil {
+		return err
+	}
 	if s.Network == "user" || s.Network == "" {
 		if s.Meta.Ports, err = forwardPorts(s.Ports); err != nil {
 			return err
 		}
 	}
-	doc, err := h.domainXML(s, overlay, seed)
+	doc, err := h.domainXML(s, overlay, seed, console)
 	if err != nil {
 		return err
 	}
@@ -266,6 +314,21 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 		return fmt.Errorf("%s: start %s: %w", h.uri, s.Name, err)
 	}
 	return nil
+}
+
+// checkRoom fails, saying how much is free and what it was for, when the
+// pool has less than need bytes free: better than a guest paused on a full
+// disk, or a base upload cut short.
+func (h *Libvirt) checkRoom(p libvirt.StoragePool, what string, need int64, why string) error {
+	_, _, _, avail, err := h.conn.StoragePoolGetInfo(p)
+	if err != nil {
+		return fmt.Errorf("%s: storage pool %s: %w", h.uri, h.opts.Pool, err)
+	}
+	if int64(avail) >= need {
+		return nil
+	}
+	return fmt.Errorf("%s: not enough disk for %s: storage pool %s has %d MiB free, %d MiB needed (%s); free space on the host, or give the pool a bigger disk",
+		h.uri, what, h.opts.Pool, avail>>20, (need+1<<20-1)>>20, why)
 }
 
 // ensureBase uploads the image once per host and digest. A marker volume
@@ -287,6 +350,9 @@ func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, err
 	if err != nil {
 		return "", err
 	}
+	if err := h.checkRoom(p, "the image "+short(s.Meta.Image), st.Size()+h.opts.InstanceRoom, "the base volume, and room for one instance"); err != nil {
+		return "", err
+	}
 	path, err := h.upload(p, name, st.Size(), f)
 	if err != nil {
 		return "", err
@@ -295,6 +361,19 @@ func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, err
 		return "", err
 	}
 	return path, nil
+}
+
+// createVolume makes a volume from its description and returns its path.
+func (h *Libvirt) createVolume(p libvirt.StoragePool, doc *libvirtxml.StorageVolume) (string, error) {
+	x, err := doc.Marshal()
+	if err != nil {
+		return "", err
+	}
+	v, err := h.conn.StorageVolCreateXML(p, x, 0)
+	if err != nil {
+		return "", fmt.Errorf("%s: create volume %s: %w", h.uri, doc.Name, err)
+	}
+	return h.conn.StorageVolGetPath(v)
 }
 
 // upload makes a volume of size bytes and streams r into it whole (the
@@ -324,20 +403,11 @@ func (h *Libvirt) upload(p libvirt.StoragePool, name string, size int64, r inter
 
 // createOverlay makes the instance's copy-on-write disk on the base.
 func (h *Libvirt) createOverlay(p libvirt.StoragePool, s InstanceSpec, base string) (string, error) {
-	doc := &libvirtxml.StorageVolume{Name: overlayVolume(s.Name),
+	return h.createVolume(p, &libvirtxml.StorageVolume{Name: overlayVolume(s.Name),
 		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(s.DiskBytes)},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
 		BackingStore: &libvirtxml.StorageVolumeBackingStore{Path: base,
-			Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}}}
-	x, err := doc.Marshal()
-	if err != nil {
-		return "", err
-	}
-	v, err := h.conn.StorageVolCreateXML(p, x, 0)
-	if err != nil {
-		return "", fmt.Errorf("%s: create overlay for %s: %w", h.uri, s.Name, err)
-	}
-	return h.conn.StorageVolGetPath(v)
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}}})
 }
 
 // forwardPorts picks a free 127.0.0.1 port for each guest port.
@@ -373,7 +443,7 @@ func (m Metadata) portMap() map[int]int {
 }
 
 // domainXML describes the instance's domain.
-func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error) {
+func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed, console string) (string, error) {
 	meta, err := xml.Marshal(s.Meta)
 	if err != nil {
 		return "", err
@@ -406,7 +476,8 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 					ReadOnly: &libvirtxml.DomainDiskReadOnly{}},
 			},
 			Serials: []libvirtxml.DomainSerial{{
-				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: h.consolePath(s.Name)}},
+				// Appended to: the log keeps every boot of the instance.
+				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: console, Append: "on"}},
 			}},
 		},
 	}
@@ -436,11 +507,6 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed string) (string, error
 		}}
 	}
 	return d.Marshal()
-}
-
-// consolePath is where an instance's serial console is logged on its host.
-func (h *Libvirt) consolePath(name string) string {
-	return path.Join(h.opts.ConsoleDir, "kiln-"+name+".console.log")
 }
 
 // Start starts a stopped instance.
@@ -489,7 +555,7 @@ func (h *Libvirt) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range []string{overlayVolume(name), seedVolume(name)} {
+	for _, v := range []string{overlayVolume(name), seedVolume(name), consoleVolume(name)} {
 		vol, err := h.conn.StorageVolLookupByName(p, v)
 		if isNoVolume(err) {
 			continue
@@ -501,11 +567,43 @@ func (h *Libvirt) Delete(ctx context.Context, name string) error {
 			return fmt.Errorf("%s: delete volume %s: %w", h.uri, v, err)
 		}
 	}
-	os.Remove(h.consolePath(name)) // local hosts only; remote logs stay with the host
 	return nil
 }
 
-// Console returns the serial log's path on the host.
-func (h *Libvirt) Console(ctx context.Context, name string) (string, error) {
-	return h.consolePath(name), nil
+// Console writes the instance's serial log from byte offset on to w, and
+// returns the offset after what it wrote: called again with it, it writes
+// what the guest printed since. The log is a volume of kiln's pool, read
+// over libvirt's protocol, so it works for remote hosts too.
+func (h *Libvirt) Console(ctx context.Context, name string, offset int64, w io.Writer) (int64, error) {
+	p, err := h.conn.StoragePoolLookupByName(h.opts.Pool)
+	if isNoStoragePool(err) {
+		return offset, fmt.Errorf("%s: no instance %s (no storage pool %s)", h.uri, name, h.opts.Pool)
+	}
+	if err != nil {
+		return offset, err
+	}
+	v, err := h.conn.StorageVolLookupByName(p, consoleVolume(name))
+	if isNoVolume(err) {
+		return offset, fmt.Errorf("%s: instance %s has no console log: it does not exist, or a kiln older than its console volume made it", h.uri, name)
+	}
+	if err != nil {
+		return offset, err
+	}
+	cw := &countingWriter{w: w}
+	// Length 0: to the end of the file as it is now.
+	if err := h.conn.StorageVolDownload(v, cw, uint64(offset), 0, 0); err != nil {
+		return offset + cw.n, fmt.Errorf("%s: read console of %s: %w", h.uri, name, err)
+	}
+	return offset + cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

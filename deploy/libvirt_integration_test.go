@@ -128,7 +128,7 @@ func TestLibvirtApply(t *testing.T) {
 	}
 	// Overlays, not copies: each instance's volume is a small qcow2 on the base.
 	vols := virsh(t, d.URI, "vol-list", "kiln")
-	if names := volumeNames(vols); !reflect.DeepEqual(names, []string{"kiln-base-" + strings.Repeat("ab", 32) + ".qcow2", "kiln-base-" + strings.Repeat("ab", 32) + ".qcow2.complete", "web-0-seed.iso", "web-0.qcow2"}) {
+	if names := volumeNames(vols); !reflect.DeepEqual(names, []string{"kiln-base-" + strings.Repeat("ab", 32) + ".qcow2", "kiln-base-" + strings.Repeat("ab", 32) + ".qcow2.complete", "web-0-console.log", "web-0-seed.iso", "web-0.qcow2"}) {
 		t.Errorf("volumes: %v\n%s", names, vols)
 	}
 	// A base a crash cut short (no marker): the next create uploads it again.
@@ -150,6 +150,19 @@ func TestLibvirtApply(t *testing.T) {
 	}
 	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Running {
 		t.Fatalf("after re-apply: %+v", got)
+	}
+	// A domain deleted by hand is made again by the next apply.
+	virsh(t, d.URI, "destroy", "web-1")
+	virsh(t, d.URI, "undefine", "web-1")
+	plan, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", 2, base, h.URI()), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Changes) != 1 || plan.Changes[0].Op != OpCreate || plan.Changes[0].Instance != "web-1" {
+		t.Errorf("after deleting web-1 by hand, apply did %+v", plan.Changes)
+	}
+	if got, _, _ := h.Instances(ctx); len(got) != 2 || got[1].State != Running {
+		t.Fatalf("after deleting by hand and re-applying: %+v", got)
 	}
 	if info, err := os.Stat(basePath); err != nil || info.Size() != whole.Size() {
 		t.Errorf("the cut-short base was not uploaded again: %v %v", info, err)
@@ -204,5 +217,34 @@ func TestLibvirtTwoHosts(t *testing.T) {
 	}
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A host without room: the pool (a 16 MiB tmpfs) cannot hold the image's
+// base and an instance's room to grow. Apply fails before it makes
+// anything, saying which host and pool, how much is free and needed.
+func TestLibvirtNotEnoughDisk(t *testing.T) {
+	testutil.Integration(t)
+	d := testlibvirt.Start(t, testlibvirt.Options{SmallPool: "16M"})
+	h, err := DialLibvirt(d.URI, LibvirtOptions{Pool: "small", PoolPath: d.SmallPoolDir, Accel: qemu.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	_, err = Apply(ctx, Hosts{h.URI(): h}, []string{"web"}, blankDesired("web", 1, blankBase(t), h.URI()), ApplyOptions{})
+	if err == nil {
+		t.Fatal("apply on a full host succeeded")
+	}
+	for _, want := range []string{d.URI, "not enough disk", "storage pool small has 16 MiB free", "257 MiB needed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if got := strings.TrimSpace(virsh(t, d.URI, "list", "--all", "--name")); got != "" {
+		t.Errorf("domains left: %q", got)
+	}
+	if names := volumeNames(virsh(t, d.URI, "vol-list", "small")); len(names) != 0 {
+		t.Errorf("volumes left: %v", names)
 	}
 }

@@ -19,9 +19,12 @@ const (
 	OpStart  Op = "start"  // a stopped or crashed instance
 	OpDelete Op = "delete" // scale-in, or moved to another host
 	// OpOutdated is an instance whose image or spec differs from the
-	// fleet file: reported, left as it is (upgrades replace instances,
-	// a deliberate step of its own).
+	// fleet file: reported, left as it is (replacing instances is a
+	// deliberate step: apply --prune, or a rolling upgrade).
 	OpOutdated Op = "outdated"
+	// OpReplace is an outdated instance apply --prune deletes and makes
+	// again from the fleet file.
+	OpReplace Op = "replace"
 	// OpForeign is a kiln domain of a set this fleet file does not have:
 	// reported, and deleted only with prune.
 	OpForeign Op = "foreign"
@@ -82,16 +85,14 @@ func Diff(sets []string, desired []Desired, actual []Instance, prune bool) Plan 
 				Reason: fmt.Sprintf("fault domain %d, update domain %d", m.FaultDomain, m.UpdateDomain)})
 		case a.State == Partial && a.Host == d.Host:
 			creates = append(creates, Change{Op: OpCreate, Instance: d.Spec.Name, Host: d.Host, Set: m.Set, Act: true,
-				Reason: "completing an instance a crash left half-made"})
+				Reason: "its domain is missing (deleted by hand, or a crash half-way): made again"})
 		case a.Host != d.Host:
 			deletes = append(deletes, Change{Op: OpDelete, Instance: a.Name, Host: a.Host, Set: m.Set, Act: true, Reason: "placed on " + d.Host + " now"})
 			creates = append(creates, Change{Op: OpCreate, Instance: d.Spec.Name, Host: d.Host, Set: m.Set, Act: true, Reason: "moved from " + a.Host})
 		case a.Meta.Image != m.Image:
-			reports = append(reports, Change{Op: OpOutdated, Instance: a.Name, Host: a.Host, Set: m.Set,
-				Reason: fmt.Sprintf("runs image %s, the fleet file wants %s", short(a.Meta.Image), short(m.Image))})
+			reports = append(reports, outdated(a, m.Set, prune, fmt.Sprintf("runs image %s, the fleet file wants %s", short(a.Meta.Image), short(m.Image))))
 		case a.Meta.Spec != m.Spec || a.Meta.FaultDomain != m.FaultDomain || a.Meta.UpdateDomain != m.UpdateDomain:
-			reports = append(reports, Change{Op: OpOutdated, Instance: a.Name, Host: a.Host, Set: m.Set,
-				Reason: "made from another spec (size, firmware, network, seed or domains changed)"})
+			reports = append(reports, outdated(a, m.Set, prune, "made from another spec (size, firmware, network, seed or domains changed)"))
 		case a.State == Stopped || a.State == Crashed:
 			starts = append(starts, Change{Op: OpStart, Instance: a.Name, Host: a.Host, Set: m.Set, Act: true, Reason: string(a.State)})
 		default:
@@ -141,6 +142,15 @@ func Diff(sets []string, desired []Desired, actual []Instance, prune bool) Plan 
 		plan.Changes = []Change{}
 	}
 	return plan
+}
+
+// outdated reports an instance that differs from the fleet file: kept, or
+// replaced when pruning.
+func outdated(a Instance, set string, prune bool, why string) Change {
+	if prune {
+		return Change{Op: OpReplace, Instance: a.Name, Host: a.Host, Set: set, Act: true, Reason: why}
+	}
+	return Change{Op: OpOutdated, Instance: a.Name, Host: a.Host, Set: set, Reason: why + "; kept (--prune replaces it)"}
 }
 
 // short is a digest cut to its first 12 hex digits, for messages.

@@ -66,6 +66,33 @@ func TestApplyScales(t *testing.T) {
 	}
 }
 
+// apply --prune replaces an instance made from another spec: deleted, then
+// made again from the fleet file; without --prune it stays as it is.
+func TestApplyPruneReplaces(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost("qemu:///system")
+	hosts := Hosts{h.uri: h}
+	one := []string{h.uri}
+	if _, err := Apply(ctx, hosts, []string{"web"}, desiredSet("web", 2, one, "sha256:a"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changed := desiredSet("web", 2, one, "sha256:a")
+	changed[1].Spec.Meta.Spec = "s2"
+	h.log = nil
+	if _, err := Apply(ctx, hosts, []string{"web"}, changed, ApplyOptions{}); err != nil || h.log != nil {
+		t.Fatalf("without --prune: %v, log %v", err, h.log)
+	}
+	if _, err := Apply(ctx, hosts, []string{"web"}, changed, ApplyOptions{Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"delete web-1", "create web-1"}; !reflect.DeepEqual(h.log, want) {
+		t.Errorf("log %v, want %v", h.log, want)
+	}
+	if insts, _, _ := h.Instances(ctx); insts[1].Meta.Spec != "s2" || insts[0].Meta.Spec != "s1" {
+		t.Errorf("after --prune: %+v", insts)
+	}
+}
+
 // A kill -9 in the middle of apply leaves a half-made instance; the next
 // apply completes what the file wants and removes what it does not, with
 // nothing orphaned.
@@ -133,6 +160,20 @@ func TestDiff(t *testing.T) {
 	p := Diff([]string{"web"}, desiredSet("web", 1, []string{a}, "sha256:new"), old, false)
 	if len(p.Changes) != 1 || p.Changes[0].Op != OpOutdated || p.Changes[0].Act || p.Pending() {
 		t.Errorf("outdated: %+v", p)
+	}
+	// A foreign spec (kiln's metadata, another spec hash) is reported too.
+	other := inst("web-0", a, 0, Running, "sha256:new")
+	other.Meta.Spec = "s0"
+	p = Diff([]string{"web"}, desiredSet("web", 1, []string{a}, "sha256:new"), []Instance{other}, false)
+	if len(p.Changes) != 1 || p.Changes[0].Op != OpOutdated || p.Changes[0].Act {
+		t.Errorf("foreign spec: %+v", p)
+	}
+	// With --prune both are replaced.
+	for _, actual := range [][]Instance{old, {other}} {
+		p = Diff([]string{"web"}, desiredSet("web", 1, []string{a}, "sha256:new"), actual, true)
+		if len(p.Changes) != 1 || p.Changes[0].Op != OpReplace || !p.Changes[0].Act {
+			t.Errorf("pruned: %+v", p)
+		}
 	}
 	// A host change moves the instance: delete on the old host, create on the new.
 	p = Diff([]string{"web"}, desiredSet("web", 1, []string{b}, "sha256:new"), []Instance{inst("web-0", a, 0, Running, "sha256:new")}, false)

@@ -71,12 +71,31 @@ on each host for other sets and later applies.`,
 		RunE:    func(cmd *cobra.Command, args []string) error { return deployRun(cmd, args[0], args[1], true) },
 	}
 	status := &cobra.Command{
-		Use:     "status FILE",
-		Short:   "List the fleet's instances: state, fault and update domain, image, ports",
-		Example: `  kiln deploy status fleet.yaml --output json`,
-		Args:    exactArgs(1),
-		RunE:    deployStatus,
+		Use:   "status FILE [SET]",
+		Short: "List the fleet's instances: state, fault and update domain, image, ports or address",
+		Long: `Lists the instances of the fleet's sets (or of SET) as their hosts hold them:
+state, fault and update domain, the image digest each overlay sits on, where
+the image came from (the registry reference pinned to the digest pulled, or
+the local file), and how to reach it: the 127.0.0.1 ports forwarded to the
+guest (user networking) or its address on a libvirt network.`,
+		Example: `  kiln deploy status fleet.yaml
+  kiln deploy status fleet.yaml web --output json`,
+		Args: rangeArgs(1, 2),
+		RunE: deployStatus,
 	}
+	console := &cobra.Command{
+		Use:   "console FILE SET/INSTANCE",
+		Short: "Print an instance's serial console log",
+		Long: `Prints the serial console log of an instance (every boot of it), read from
+its host over libvirt's protocol, so remote hosts work too. INSTANCE is the
+instance's ordinal or name: web/2 or web/web-2. With --follow it keeps
+printing what the guest writes until interrupted.`,
+		Example: `  kiln deploy console fleet.yaml web/0
+  kiln deploy console fleet.yaml web/web-2 --follow`,
+		Args: exactArgs(2),
+		RunE: deployConsole,
+	}
+	console.Flags().BoolP("follow", "f", false, "keep printing new output until interrupted")
 	graph := &cobra.Command{
 		Use:   "graph FILE",
 		Short: "Draw the fleet's topology as Mermaid, Graphviz DOT or SVG",
@@ -121,7 +140,7 @@ desired state, so a later apply does not undo the scale.`,
 			return deployRun(cmd, args[0], "", true)
 		},
 	}
-	cmd.AddCommand(plan, apply, destroy, status, graph, restart, scale)
+	cmd.AddCommand(plan, apply, destroy, status, console, graph, restart, scale)
 	return cmd
 }
 
@@ -259,6 +278,12 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	only := ""
+	if len(args) == 2 {
+		if only = args[1]; f.Set(only) == nil {
+			return usageError{fmt.Errorf("%s has no set %q", args[0], only)}
+		}
+	}
 	hosts, closeHosts, err := fleetHosts(f)
 	if err != nil {
 		return err
@@ -270,7 +295,7 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 	}
 	mine := []deploy.Instance{}
 	for _, a := range actual {
-		if f.Set(a.Meta.Set) != nil {
+		if f.Set(a.Meta.Set) != nil && (only == "" || a.Meta.Set == only) {
 			mine = append(mine, a)
 		}
 	}
@@ -284,20 +309,87 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 		return printResult(cmd, map[string]any{"instances": mine})
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tSTATE\tFD\tUD\tIMAGE\tPORTS\tHOST")
+	fmt.Fprintln(tw, "INSTANCE\tSTATE\tFD\tUD\tIMAGE\tREACH\tHOST\tSOURCE")
 	for _, a := range mine {
-		var ports []string
+		var reach []string
 		for g, h := range a.Ports {
-			ports = append(ports, fmt.Sprintf("127.0.0.1:%d->%d", h, g))
+			reach = append(reach, fmt.Sprintf("127.0.0.1:%d->%d", h, g))
 		}
-		sort.Strings(ports)
+		sort.Strings(reach)
+		if a.Address != "" {
+			reach = append(reach, a.Address)
+		}
 		img := a.Meta.Image
 		if len(img) > 19 {
 			img = img[:19]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", a.Name, a.State, a.Meta.FaultDomain, a.Meta.UpdateDomain, img, strings.Join(ports, ","), a.Host)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", a.Name, a.State, a.Meta.FaultDomain, a.Meta.UpdateDomain, img, orDash(strings.Join(reach, ",")), a.Host, orDash(a.Meta.Source))
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// deployConsole prints an instance's serial log, and with --follow keeps
+// polling its host for more.
+func deployConsole(cmd *cobra.Command, args []string) error {
+	f, err := deploy.LoadFleet(args[0])
+	if err != nil {
+		return err
+	}
+	setName, inst, ok := strings.Cut(args[1], "/")
+	if !ok {
+		return usageError{fmt.Errorf("%q: want SET/INSTANCE, e.g. web/0 or web/web-0", args[1])}
+	}
+	s := f.Set(setName)
+	if s == nil {
+		return usageError{fmt.Errorf("%s has no set %q", args[0], setName)}
+	}
+	if _, err := strconv.Atoi(inst); err == nil {
+		inst = setName + "-" + inst
+	}
+	if _, ok := deploy.ParseInstanceName(setName, inst); !ok {
+		return usageError{fmt.Errorf("%q is not an instance of set %s: want %s/N or %s/%s-N", args[1], setName, setName, setName, setName)}
+	}
+	hosts, closeHosts, err := fleetHosts(f)
+	if err != nil {
+		return err
+	}
+	defer closeHosts()
+	actual, err := hosts.Observe(cmd.Context())
+	if err != nil {
+		return err
+	}
+	var host deploy.Hypervisor
+	for _, a := range actual {
+		if a.Name == inst && a.Meta.Set == setName {
+			host = hosts[a.Host]
+		}
+	}
+	if host == nil {
+		return fmt.Errorf("set %s has no instance %s on its hosts (kiln deploy status %s lists them)", setName, inst, args[0])
+	}
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	var offset int64
+	for {
+		if offset, err = host.Console(ctx, inst, offset, out); err != nil {
+			return err
+		}
+		if !cfg.GetBool("follow") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second): // polling the host for new output
+		}
+	}
 }
 
 func deployRestart(cmd *cobra.Command, args []string) error {

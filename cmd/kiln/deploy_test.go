@@ -69,6 +69,29 @@ func TestDeployCLI(t *testing.T) {
 			t.Errorf("instance %d: %v", i, in)
 		}
 	}
+	// The image's origin, and the table a person reads, for one set.
+	if src := insts[0].(map[string]any)["meta"].(map[string]any)["source"]; src != filepath.Join(dir, "web.qcow2") {
+		t.Errorf("status: source %v, want the local image", src)
+	}
+	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "web"); r.code != 0 || !strings.Contains(r.stdout, "SOURCE") || strings.Count(r.stdout, "running") != 3 || !strings.Contains(r.stdout, "127.0.0.1:") {
+		t.Errorf("status web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "nope"); r.code != 2 || !strings.Contains(r.stderr, `no set "nope"`) {
+		t.Errorf("status of an unknown set: exit %d\n%s", r.code, r.stderr)
+	}
+	// The console: the blank image prints nothing, but the log is there to
+	// read (a real guest's is read in the deploy package's guest test).
+	if r = run(t, dir, env, "deploy", "console", "fleet.yaml", "web/1"); r.code != 0 {
+		t.Errorf("console web/1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for arg, want := range map[string]string{"web": "want SET/INSTANCE", "api/0": `no set "api"`, "web/api-0": "not an instance of set web"} {
+		if r = run(t, dir, env, "deploy", "console", "fleet.yaml", arg); r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("console %s: exit %d, want 2 and %q\n%s", arg, r.code, want, r.stderr)
+		}
+	}
+	if r = run(t, dir, env, "deploy", "console", "fleet.yaml", "web/web-7"); r.code != 1 || !strings.Contains(r.stderr, "no instance web-7") {
+		t.Errorf("console of a missing instance: exit %d\n%s", r.code, r.stderr)
+	}
 	// Restart by update domain: every domain comes back running, as a new
 	// QEMU process (libvirt gives a restarted domain a new id).
 	conn := d.Connect(t)

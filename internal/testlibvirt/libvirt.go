@@ -23,9 +23,13 @@ import (
 	"github.com/kiln-project/kiln/internal/testutil"
 )
 
-// Options for Start and Launch. There are none yet; the struct is here so
-// that adding one does not change every caller.
-type Options struct{}
+// Options for Start and Launch.
+type Options struct {
+	// SmallPool, a size such as "16M", gives the daemon a tmpfs of that
+	// size at Daemon.SmallPoolDir, seen only by libvirtd and its guests:
+	// a host whose disk is nearly full.
+	SmallPool string
+}
 
 // Daemon is a running libvirtd (qemu:///system driver, as root) with a
 // virtlogd of its own, each in a private mount namespace that sees the
@@ -35,8 +39,12 @@ type Daemon struct {
 	Socket  string // libvirtd's read-write socket, a path on the host
 	URI     string // qemu+unix:///system?socket=<Socket>, for virsh -c and kiln
 	PoolDir string // an empty directory for a dir-type storage pool
-	Log     string // libvirtd's log file (log_outputs)
+	// SmallPoolDir is the tmpfs of Options.SmallPool (in libvirtd's
+	// namespace only; from outside, an empty directory).
+	SmallPoolDir string
+	Log          string // libvirtd's log file (log_outputs)
 
+	opts    Options
 	mu      sync.Mutex
 	procs   []*proc // virtlogd, then libvirtd; stopped in reverse order
 	stopped bool
@@ -130,7 +138,7 @@ func Launch(dir string, opts Options) (*Daemon, error) {
 	return d, err
 }
 
-func launch(dir string, _ Options) (*Daemon, error) {
+func launch(dir string, opts Options) (*Daemon, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -139,6 +147,7 @@ func launch(dir string, _ Options) (*Daemon, error) {
 		Dir:     dir,
 		Socket:  filepath.Join(dir, "run", "libvirt", "libvirt-sock"),
 		PoolDir: filepath.Join(dir, "pool"),
+		opts:    opts,
 		Log:     filepath.Join(dir, "log", "libvirtd.log"),
 	}
 	// Unescaped, as libvirt's documents write it: the path is checked to
@@ -234,6 +243,12 @@ func (d *Daemon) writeFiles() error {
 	if err := os.MkdirAll(filepath.Join(d.Dir, "run", "libvirt"), 0o755); err != nil {
 		return err
 	}
+	if d.opts.SmallPool != "" {
+		d.SmallPoolDir = filepath.Join(d.Dir, "small-pool")
+		if err := os.MkdirAll(d.SmallPoolDir, 0o755); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(d.PoolDir, 0o755); err != nil {
 		return err
 	}
@@ -289,6 +304,9 @@ func (d *Daemon) spawn(name string) error {
 	script.WriteString("set -e\n")
 	for _, b := range binds {
 		fmt.Fprintf(&script, "%s --bind -- %s %s\n", mount, shellQuote(filepath.Join(d.Dir, b.dir)), b.target)
+	}
+	if name == "libvirtd" && d.SmallPoolDir != "" {
+		fmt.Fprintf(&script, "%s -t tmpfs -o size=%s -- kiln-small-pool %s\n", mount, shellQuote(d.opts.SmallPool), shellQuote(d.SmallPoolDir))
 	}
 	script.WriteString(`exec "$@"` + "\n")
 
