@@ -1,7 +1,11 @@
 package deploy
 
 import (
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,4 +38,26 @@ func TestDepcheck(t *testing.T) {
 		}
 	}
 	testutil.CheckImports(t, allowed...)
+}
+
+// The Kubernetes and KubeVirt APIs are the KubeVirt export's business: no
+// other file of deploy (the libvirt backend, reconcile, placement) uses them.
+func TestDepcheckKubernetes(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			k8s := strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "kubevirt.io/") || strings.HasPrefix(p, "sigs.k8s.io/")
+			if k8s && name != "kubevirt.go" && name != "kubevirt_test.go" {
+				t.Errorf("%s imports %s: only kubevirt.go may use the Kubernetes APIs", name, p)
+			}
+		}
+	}
 }

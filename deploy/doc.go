@@ -21,6 +21,10 @@
 //	a fleet file alone, the reconciler fills in what it finds; Mermaid, DOT
 //	and SVG (Graphviz) renderings.
 //
+//	KubeVirt (kubevirt.go) writes a fleet file alone as KubeVirt objects: a
+//	VirtualMachinePool per set and a cloud-init Secret per instance. It is
+//	the only file here that uses the Kubernetes APIs (depcheck_test.go).
+//
 // A fleet file holds one YAML document per set:
 //
 //	apiVersion: kiln/v1
