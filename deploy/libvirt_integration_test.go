@@ -184,14 +184,20 @@ func TestLibvirtApply(t *testing.T) {
 	}
 }
 
-// Two libvirt daemons on this machine are two hosts: a set of four spread
-// over them puts fault domain N on host N, two instances each, and each
-// daemon holds only its own.
+// Two libvirt daemons on this machine are two hosts, one reached over its
+// unix socket, the other over TCP (qemu+tcp://127.0.0.1:PORT/system): a set
+// of four spread over them puts fault domain N on host N, two instances
+// each, and each daemon holds only its own.
 func TestLibvirtTwoHosts(t *testing.T) {
 	testutil.Integration(t)
 	a := testlibvirt.Start(t, testlibvirt.Options{})
-	b := testlibvirt.Start(t, testlibvirt.Options{})
-	ha, hb := libvirtHost(t, a), libvirtHost(t, b)
+	b := testlibvirt.Start(t, testlibvirt.Options{TCP: true})
+	ha := libvirtHost(t, a)
+	hb, err := DialLibvirt(b.TCPURI, LibvirtOptions{PoolPath: b.PoolDir, Accel: qemu.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hb.Close() })
 	ctx := context.Background()
 	hosts := Hosts{ha.URI(): ha, hb.URI(): hb}
 	base := blankBase(t)
@@ -214,6 +220,10 @@ func TestLibvirtTwoHosts(t *testing.T) {
 		if !reflect.DeepEqual(names, want) {
 			t.Errorf("host %d holds %v, want %v", i, names, want)
 		}
+	}
+	// What went over TCP is on daemon b, as its own socket shows.
+	if got := strings.Fields(virsh(t, b.URI, "list", "--all", "--name")); !reflect.DeepEqual(got, []string{"web-1", "web-3"}) {
+		t.Errorf("daemon b (over TCP) holds %v", got)
 	}
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)

@@ -140,7 +140,7 @@ desired state, so a later apply does not undo the scale.`,
 			return deployRun(cmd, args[0], "", true)
 		},
 	}
-	cmd.AddCommand(plan, apply, destroy, status, console, graph, restart, scale)
+	cmd.AddCommand(plan, apply, destroy, status, console, graph, restart, scale, newDeployExportCommand())
 	return cmd
 }
 

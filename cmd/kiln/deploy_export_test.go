@@ -10,28 +10,6 @@ import (
 	"github.com/kiln-project/kiln/manifest"
 )
 
-// runExport runs kiln in process with kiln deploy export, wired into
-// deploy.go or not yet.
-func runExport(t *testing.T, args ...string) result {
-	t.Helper()
-	root := newRootCommand()
-	if c, _, err := root.Find([]string{"deploy", "export"}); err != nil || c.Name() != "export" {
-		d, _, err := root.Find([]string{"deploy"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.AddCommand(newDeployExportCommand())
-	}
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	cfgLoaded, resultPrinted = false, false
-	cmd, err := root.ExecuteC()
-	code := reportError(cmd, &errb, err)
-	return result{out.String(), errb.String(), code}
-}
-
 // exportFixture makes a fleet file of one set, web, of two instances, on a
 // stand-in image (export reads its manifest only), in a working directory
 // of its own; recipe is the set's recipe.
@@ -68,7 +46,7 @@ const (
 func TestDeployExport(t *testing.T) {
 	exportFixture(t, exportSecretRecipe)
 	t.Setenv("EXPORT_TOKEN", "token-for-test")
-	r := runExport(t, "deploy", "export", "fleet.yaml", "--target", "kubevirt", "--containerdisk", exportDisk, "-o", "fleet.kubevirt.yaml")
+	r := runInProcess(t, "deploy", "export", "fleet.yaml", "--target", "kubevirt", "--containerdisk", exportDisk, "-o", "fleet.kubevirt.yaml")
 	if r.code != 0 || r.stdout != "wrote fleet.kubevirt.yaml (0600): VirtualMachinePools web, 2 Secrets\n" {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -84,12 +62,12 @@ func TestDeployExport(t *testing.T) {
 	}
 
 	// Resolved secrets are not printed.
-	r = runExport(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk)
+	r = runInProcess(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk)
 	if r.code != exitInvalid || r.stdout != "" || !strings.Contains(r.stderr, "which kiln does not print; write them to a file with -o FILE") {
 		t.Errorf("secrets to stdout: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	r = runExport(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk, "-o", "again.yaml", "-O", "json")
+	r = runInProcess(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk, "-o", "again.yaml", "-O", "json")
 	env := envelopeOf(t, r)
 	data, _ := env["data"].(map[string]any)
 	if r.code != 0 || data["out"] != "again.yaml" || data["holdsSecrets"] != true || len(data["secrets"].([]any)) != 2 {
@@ -102,7 +80,7 @@ func TestDeployExport(t *testing.T) {
 
 func TestDeployExportStdout(t *testing.T) {
 	exportFixture(t, exportRecipe)
-	r := runExport(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk)
+	r := runInProcess(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "# KubeVirt objects of fleet.yaml") || strings.Count(r.stdout, "\n---\n") != 2 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -123,20 +101,20 @@ func TestDeployExportErrors(t *testing.T) {
 		{[]string{"--containerdisk", "registry.example.com/team/web-kubevirt:1.2"}, `--containerdisk "registry.example.com/team/web-kubevirt:1.2": want SET=REF`},
 		{[]string{"--containerdisk", exportDisk, "--containerdisk", exportDisk}, "set web is given twice"},
 	} {
-		r := runExport(t, append([]string{"deploy", "export", "fleet.yaml"}, c.args...)...)
+		r := runInProcess(t, append([]string{"deploy", "export", "fleet.yaml"}, c.args...)...)
 		if r.code != exitInvalid || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "Run 'kiln deploy export --help' for usage.") {
 			t.Errorf("export %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
 	}
 	// A fleet file's own problems are placed in it, like deploy plan's.
 	os.WriteFile("fleet.yaml", []byte("apiVersion: kiln/v1\nkind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\ncapacty: 2\n"), 0o644)
-	if r := runExport(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk); r.code != exitInvalid || !strings.HasPrefix(r.stderr, "fleet.yaml:6:1: ") {
+	if r := runInProcess(t, "deploy", "export", "fleet.yaml", "--containerdisk", exportDisk); r.code != exitInvalid || !strings.HasPrefix(r.stderr, "fleet.yaml:6:1: ") {
 		t.Errorf("invalid fleet: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
 func TestDeployExportHelp(t *testing.T) {
-	r := runExport(t, "deploy", "export", "--help")
+	r := runInProcess(t, "deploy", "export", "--help")
 	for _, want := range []string{"kiln deploy export FILE --target kubevirt", "--containerdisk", "kiln push IMAGE REF --format containerdisk", "mode 0600", "kiln.dev/fault-domains", "Examples:"} {
 		if r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Errorf("help lacks %q:\n%s", want, r.stdout)

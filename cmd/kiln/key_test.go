@@ -16,18 +16,8 @@ import (
 // or not yet.
 func runKey(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCommand()
-	if c, _, err := root.Find([]string{"key"}); err != nil || c == root {
-		root.AddCommand(newKeyCommand())
-	}
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	cfgLoaded, resultPrinted = false, false
-	cmd, err := root.ExecuteC()
-	code := reportError(cmd, &errb, err)
-	return out.String(), errb.String(), code
+	r := runInProcess(t, args...)
+	return r.stdout, r.stderr, r.code
 }
 
 func TestKeyGenerate(t *testing.T) {

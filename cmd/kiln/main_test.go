@@ -367,3 +367,18 @@ func TestLazyRegexps(t *testing.T) {
 		}
 	}
 }
+
+// runInProcess runs kiln in this test binary, for commands that need no
+// separate process.
+func runInProcess(t *testing.T, args ...string) result {
+	t.Helper()
+	root := newRootCommand()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	cfgLoaded, resultPrinted = false, false
+	cmd, err := root.ExecuteC()
+	code := reportError(cmd, &errb, err)
+	return result{out.String(), errb.String(), code}
+}

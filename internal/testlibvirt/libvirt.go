@@ -29,6 +29,9 @@ type Options struct {
 	// size at Daemon.SmallPoolDir, seen only by libvirtd and its guests:
 	// a host whose disk is nearly full.
 	SmallPool string
+	// TCP makes libvirtd listen on a free port of 127.0.0.1 too, without
+	// authentication (tests only): Daemon.TCPURI is qemu+tcp://… to it.
+	TCP bool
 }
 
 // Daemon is a running libvirtd (qemu:///system driver, as root) with a
@@ -38,6 +41,7 @@ type Daemon struct {
 	Dir     string // everything the daemon keeps; see the package doc for the layout
 	Socket  string // libvirtd's read-write socket, a path on the host
 	URI     string // qemu+unix:///system?socket=<Socket>, for virsh -c and kiln
+	TCPURI  string // qemu+tcp://127.0.0.1:PORT/system with Options.TCP
 	PoolDir string // an empty directory for a dir-type storage pool
 	// SmallPoolDir is the tmpfs of Options.SmallPool (in libvirtd's
 	// namespace only; from outside, an empty directory).
@@ -175,7 +179,11 @@ func launch(dir string, opts Options) (*Daemon, error) {
 	if err := copyCaps(shared, caps); err != nil {
 		return d, err
 	}
-	if err := d.spawn("libvirtd"); err != nil {
+	var listen []string
+	if opts.TCP {
+		listen = []string{"--listen"}
+	}
+	if err := d.spawn("libvirtd", listen...); err != nil {
 		return d, err
 	}
 	if err := d.waitReady(d.procs[1]); err != nil {
@@ -253,7 +261,7 @@ func (d *Daemon) writeFiles() error {
 		return err
 	}
 	// As the Debian package leaves a host: the QEMU driver's log directory
-	// exists (kiln logs serial consoles there).
+	// exists (libvirt logs each domain's QEMU there).
 	if err := os.MkdirAll(filepath.Join(d.Dir, "log", "qemu"), 0o755); err != nil {
 		return err
 	}
@@ -281,6 +289,14 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 `,
 	}
+	if d.opts.TCP {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		d.TCPURI = fmt.Sprintf("qemu+tcp://127.0.0.1:%d/system", port)
+		files["libvirtd.conf"] += fmt.Sprintf("listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\ntcp_port = \"%d\"\nauth_tcp = \"none\"\n", port)
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(d.Dir, "etc", name), []byte(body), 0o600); err != nil {
 			return err
@@ -291,7 +307,7 @@ namespaces = [ ]
 
 // spawn starts the named daemon in the foreground in a new mount namespace
 // (sysProcAttr) through a shell that first mounts the binds.
-func (d *Daemon) spawn(name string) error {
+func (d *Daemon) spawn(name string, args ...string) error {
 	bin, err := lookPath(name)
 	if err != nil {
 		return err
@@ -315,7 +331,7 @@ func (d *Daemon) spawn(name string) error {
 		return err
 	}
 	defer out.Close() // the child keeps its own descriptor
-	cmd := exec.Command("/bin/sh", "-c", script.String(), "sh", bin)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script.String(), "sh", bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	cmd.SysProcAttr, err = sysProcAttr()
@@ -551,4 +567,14 @@ func plain(s string) bool {
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// freePort is a port of 127.0.0.1 free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
