@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"libvirt.org/go/libvirtxml"
 
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/internal/qemu"
@@ -28,30 +31,7 @@ func TestFleetGuestAnswers(t *testing.T) {
 	testutil.NeedGuest(t)
 	ctx := context.Background()
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir := t.TempDir()
-
-	recipe, err := filepath.Abs("../examples/app-host.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := recipes.LoadPlan(recipe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
-	if _, err := b.Bake(ctx, plan, filepath.Join(dir, "app-host.qcow2")); err != nil {
-		t.Fatal(err)
-	}
-	fleet := filepath.Join(dir, "fleet.yaml")
-	os.WriteFile(fleet, []byte(fmt.Sprintf(`apiVersion: kiln/v1
-kind: ScaleSet
-name: hello
-image: ./app-host.qcow2
-recipe: %s
-capacity: 1
-size: {memory: 512MiB}
-hosts: ["%s"]
-`, recipe, d.URI)), 0o644)
+	fleet := appHostFleet(t, d, "")
 	f, err := LoadFleet(fleet)
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +94,127 @@ hosts: ["%s"]
 	// (the guest may have written more since: the log only grows)
 	if next, err := h.Console(ctx, "hello-0", half, &rest); err != nil || !strings.HasPrefix(rest.String(), console.String()[half:]) || next != half+int64(rest.Len()) {
 		t.Errorf("console from offset %d: next %d, err %v", half, next, err)
+	}
+	if _, err := Apply(ctx, hosts, []string{"hello"}, nil, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appHostFleet bakes the app-host example's image (through the shared
+// test cache, so usually a copy) and writes a fleet file of one instance of
+// it, set hello, on the daemon; network is the set's network: line, if any.
+func appHostFleet(t *testing.T, d *testlibvirt.Daemon, network string) string {
+	t.Helper()
+	dir := t.TempDir()
+	recipe, err := filepath.Abs("../examples/app-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := recipes.LoadPlan(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "app-host.qcow2")); err != nil {
+		t.Fatal(err)
+	}
+	fleet := filepath.Join(dir, "fleet.yaml")
+	os.WriteFile(fleet, []byte(fmt.Sprintf(`apiVersion: kiln/v1
+kind: ScaleSet
+name: hello
+image: ./app-host.qcow2
+recipe: %s
+capacity: 1
+size: {memory: 512MiB}
+hosts: ["%s"]
+%s
+`, recipe, d.URI, network)), 0o644)
+	return fleet
+}
+
+// On a libvirt network: an isolated network (bridge and dnsmasq inside the
+// network namespace the harness made for libvirtd, so its addresses never
+// meet the host's), an instance attached to it by name gets a DHCP lease,
+// Instances reports that address, and the app answers there.
+func TestFleetGuestOnNetwork(t *testing.T) {
+	testutil.Integration(t)
+	testutil.NeedGuest(t)
+	ctx := context.Background()
+	d := testlibvirt.Start(t, testlibvirt.Options{NetNS: true})
+	// 198.18.0.0/15 is for benchmarks and tests (RFC 2544), and lives only
+	// in the namespace.
+	netDoc := &libvirtxml.Network{Name: "kiln-test", Bridge: &libvirtxml.NetworkBridge{Name: "kilntest0"},
+		IPs: []libvirtxml.NetworkIP{{Address: "198.18.0.1", Prefix: 24,
+			DHCP: &libvirtxml.NetworkDHCP{Ranges: []libvirtxml.NetworkDHCPRange{{Start: "198.18.0.10", End: "198.18.0.99"}}}}}}
+	x, err := netDoc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	netXML := filepath.Join(t.TempDir(), "net.xml")
+	os.WriteFile(netXML, []byte(x), 0o644)
+	virsh(t, d.URI, "net-define", netXML)
+	virsh(t, d.URI, "net-start", "kiln-test")
+
+	fleet := appHostFleet(t, d, "network: {mode: network, name: kiln-test}")
+	f, err := LoadFleet(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resolve(ctx, f.Sets[0], registry.New(registry.Options{}), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired, err := r.Desired()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := DialLibvirt(d.URI, LibvirtOptions{Accel: qemu.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	hosts := Hosts{d.URI: h}
+	if _, err := Apply(ctx, hosts, []string{"hello"}, desired, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if x := virsh(t, d.URI, "domiflist", "hello-0"); !strings.Contains(x, "kiln-test") {
+		t.Errorf("hello-0 is not on network kiln-test:\n%s", x)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.Dial(network, addr, 5*time.Second)
+		}}}
+	deadline := time.Now().Add(8 * time.Minute)
+	var addr, last string
+	for ; time.Now().Before(deadline); time.Sleep(2 * time.Second) { // polling a guest that is still booting
+		insts, _, err := h.Instances(ctx)
+		if err != nil || len(insts) != 1 {
+			t.Fatalf("instances: %+v %v", insts, err)
+		}
+		if addr = insts[0].Address; addr == "" {
+			last = "no DHCP lease yet"
+			continue
+		}
+		if !strings.HasPrefix(addr, "198.18.0.") || len(insts[0].Ports) != 0 {
+			t.Fatalf("address %q (ports %v): want one of kiln-test's, and no forwards", addr, insts[0].Ports)
+		}
+		resp, err := client.Get("http://" + addr + ":8080/")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.Contains(string(body), "hello from kiln") {
+			t.Logf("the instance answered at %s: %q", addr, strings.TrimSpace(string(body)))
+			break
+		}
+		last = fmt.Sprintf("%s: %q", resp.Status, body)
+	}
+	if !time.Now().Before(deadline) {
+		var console strings.Builder
+		h.Console(ctx, "hello-0", 0, &console)
+		t.Fatalf("no answer on kiln-test before the deadline (address %q, last: %s); console:\n%s", addr, last, tail(console.String(), 3000))
 	}
 	if _, err := Apply(ctx, hosts, []string{"hello"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)

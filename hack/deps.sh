@@ -13,6 +13,7 @@ tar
 util-linux
 cloud-image-utils
 cloud-init
+dnsmasq-base
 docker-registry
 dosfstools
 e2fsprogs
@@ -23,6 +24,8 @@ graphviz
 grub-efi-amd64-bin
 grub-pc-bin
 grub2-common
+iproute2
+iptables
 libvirt-clients
 libvirt-daemon-system
 mmdebstrap

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,16 +12,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/internal/testlibvirt"
 	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/recipes"
 )
 
-// deployFixture writes a blank image, a recipe and a fleet file of one set
-// "web" of kind and capacity on the daemon, and the environment kiln runs in.
-func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int) (string, []string) {
+// deployFixture writes an image, a recipe and a fleet file of one set "web"
+// of kind and capacity on the daemon, and the environment kiln runs in. The
+// image is a blank disk (domains run, nothing boots), or with real the
+// app-host example's image, baked through the shared test cache.
+func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int, real bool) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
-	smallImage(t, dir)
+	memory := "128MiB"
+	if real {
+		plan, err := recipes.LoadPlan("../../examples/app-host.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+		if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "web.qcow2")); err != nil {
+			t.Fatal(err)
+		}
+		memory = "256MiB"
+	} else {
+		smallImage(t, dir)
+	}
 	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf(`apiVersion: kiln/v1
 kind: %s
@@ -28,10 +46,10 @@ name: web
 image: ./web.qcow2
 recipe: ./web.yaml
 capacity: %d
-size: {memory: 128MiB}
+size: {memory: %s}
 network: {ports: [8080]}
 hosts: ["%s"]
-`, kind, capacity, d.URI)), 0o644)
+`, kind, capacity, memory, d.URI)), 0o644)
 	return dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
 }
 
@@ -43,8 +61,30 @@ hosts: ["%s"]
 // guests is the deploy package's integration tests' job.
 func TestDeployCLI(t *testing.T) {
 	testutil.Integration(t)
+	testutil.NeedGuest(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "AvailabilitySet", 3)
+	dir, env := deployFixture(t, d, "AvailabilitySet", 3, true)
+	// boots counts the kernel's boots in an instance's serial console, as
+	// kiln deploy console prints it (the log keeps every boot).
+	boots := func(ordinal int) int {
+		r := run(t, dir, env, "deploy", "console", "fleet.yaml", fmt.Sprintf("web/%d", ordinal))
+		if r.code != 0 {
+			t.Fatalf("console web/%d: exit %d\n%s", ordinal, r.code, r.stderr)
+		}
+		return strings.Count(r.stdout, "Linux version")
+	}
+	waitBoots := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Minute)
+		for i := 0; i < 3; i++ {
+			for boots(i) < want {
+				if time.Now().After(deadline) {
+					t.Fatalf("web-%d: %d boots in its console, want %d", i, boots(i), want)
+				}
+				time.Sleep(2 * time.Second) // polling guests that are starting under TCG
+			}
+		}
+	}
 
 	r := run(t, dir, env, "deploy", "plan", "fleet.yaml")
 	if r.code != exitPending || strings.Count(r.stdout, "+ create") != 3 {
@@ -79,11 +119,8 @@ func TestDeployCLI(t *testing.T) {
 	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "nope"); r.code != 2 || !strings.Contains(r.stderr, `no set "nope"`) {
 		t.Errorf("status of an unknown set: exit %d\n%s", r.code, r.stderr)
 	}
-	// The console: the blank image prints nothing, but the log is there to
-	// read (a real guest's is read in the deploy package's guest test).
-	if r = run(t, dir, env, "deploy", "console", "fleet.yaml", "web/1"); r.code != 0 {
-		t.Errorf("console web/1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
+	// Every instance's kernel starts: its console shows one boot.
+	waitBoots(1)
 	for arg, want := range map[string]string{"web": "want SET/INSTANCE", "api/0": `no set "api"`, "web/api-0": "not an instance of set web"} {
 		if r = run(t, dir, env, "deploy", "console", "fleet.yaml", arg); r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Errorf("console %s: exit %d, want 2 and %q\n%s", arg, r.code, want, r.stderr)
@@ -120,6 +157,8 @@ func TestDeployCLI(t *testing.T) {
 			t.Errorf("%s: domain id %d before, %d after: not restarted, or not running", name, id, after[name])
 		}
 	}
+	// ... and each guest boots again.
+	waitBoots(2)
 	// Scale in: the file says 1 now, and so do the hosts.
 	if r = run(t, dir, env, "deploy", "scale", "fleet.yaml", "web", "1"); r.code != 0 || !strings.Contains(r.stdout, "- delete") {
 		t.Fatalf("scale: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -158,7 +197,7 @@ func TestDeployCLI(t *testing.T) {
 func TestDeployKilledMidApply(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "ScaleSet", 5)
+	dir, env := deployFixture(t, d, "ScaleSet", 5, false)
 	// One instance at a time, so the kill lands with some made, some not.
 	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml", "--parallel", "1")
 	cmd.Dir = dir

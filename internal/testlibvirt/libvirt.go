@@ -32,6 +32,11 @@ type Options struct {
 	// TCP makes libvirtd listen on a free port of 127.0.0.1 too, without
 	// authentication (tests only): Daemon.TCPURI is qemu+tcp://… to it.
 	TCP bool
+	// NetNS runs libvirtd, and so its guests, its networks' bridges and
+	// their dnsmasq, in a network namespace of its own (with only lo, up):
+	// libvirt networks whose addresses never meet the host's. Dial reaches
+	// into it. Not with TCP.
+	NetNS bool
 }
 
 // Daemon is a running libvirtd (qemu:///system driver, as root) with a
@@ -321,6 +326,9 @@ func (d *Daemon) spawn(name string, args ...string) error {
 	for _, b := range binds {
 		fmt.Fprintf(&script, "%s --bind -- %s %s\n", mount, shellQuote(filepath.Join(d.Dir, b.dir)), b.target)
 	}
+	if name == "libvirtd" && d.opts.NetNS {
+		fmt.Fprintf(&script, "ip link set lo up\n")
+	}
 	if name == "libvirtd" && d.SmallPoolDir != "" {
 		fmt.Fprintf(&script, "%s -t tmpfs -o size=%s -- kiln-small-pool %s\n", mount, shellQuote(d.opts.SmallPool), shellQuote(d.SmallPoolDir))
 	}
@@ -334,7 +342,7 @@ func (d *Daemon) spawn(name string, args ...string) error {
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script.String(), "sh", bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	cmd.SysProcAttr, err = sysProcAttr()
+	cmd.SysProcAttr, err = sysProcAttr(name == "libvirtd" && d.opts.NetNS)
 	if err != nil {
 		return err
 	}
@@ -577,4 +585,15 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Dial connects to addr as seen from libvirtd's network namespace (with
+// Options.NetNS: a guest on one of its libvirt networks), or from the
+// host's otherwise.
+func (d *Daemon) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	if !d.opts.NetNS {
+		return net.DialTimeout(network, addr, timeout)
+	}
+	_, pid := d.PIDs()
+	return dialIn(pid, network, addr, timeout)
 }
