@@ -113,6 +113,73 @@ func PlannedTopology(f *Fleet) Topology {
 	return t
 }
 
+// ObservedTopology is the fleet's topology as its hosts hold it: each
+// instance the file plans, with the state, forwards and address its host
+// reports (still "planned" when it has none), followed by the instances of
+// the file's sets the hosts hold beyond the plan (left for apply to remove).
+// A set's digest is the one its instances run when the file does not pin it.
+func ObservedTopology(f *Fleet, actual []Instance) Topology {
+	t := PlannedTopology(f)
+	for si := range t.Sets {
+		ts := &t.Sets[si]
+		found := map[string]bool{}
+		seen := func(in *TopologyInstance, a Instance) {
+			found[a.Name] = true
+			observe(in, a)
+			if ts.Digest == "" && a.State != Partial {
+				ts.Digest = a.Meta.Image
+			}
+		}
+		for ii := range ts.Instances {
+			for _, a := range actual {
+				if a.Name == ts.Instances[ii].Name && a.Meta.Set == ts.Name && !found[a.Name] {
+					seen(&ts.Instances[ii], a)
+				}
+			}
+		}
+		for _, a := range actual {
+			if a.Meta.Set == ts.Name && !found[a.Name] {
+				in := TopologyInstance{Name: a.Name}
+				seen(&in, a)
+				ts.Instances = append(ts.Instances, in)
+			}
+		}
+	}
+	return t
+}
+
+// observe fills a topology instance from what its host reports.
+func observe(in *TopologyInstance, a Instance) {
+	in.Host, in.Status, in.IP = a.Host, Status(a.State), a.Address
+	if a.State != Partial { // a half-made instance has no metadata
+		in.FaultDomain, in.UpdateDomain = a.Meta.FaultDomain, a.Meta.UpdateDomain
+	}
+	if len(a.Ports) > 0 {
+		in.Ports = nil
+		for g, h := range a.Ports {
+			in.Ports = append(in.Ports, Forward{HostPort: h, GuestPort: g})
+		}
+		slices.SortFunc(in.Ports, func(x, y Forward) int { return x.GuestPort - y.GuestPort })
+	}
+}
+
+// Only is the topology of one set: its instances and the hosts they use.
+func (t Topology) Only(set string) Topology {
+	out := Topology{Title: t.Title + ": " + set}
+	for _, s := range t.Sets {
+		if s.Name != set {
+			continue
+		}
+		out.Sets = append(out.Sets, s)
+		for _, in := range s.Instances {
+			if !slices.Contains(out.Hosts, in.Host) {
+				out.Hosts = append(out.Hosts, in.Host)
+			}
+		}
+	}
+	return out
+}
+
 // imageDigest is the digest an image is pinned to, when the fleet file
 // alone tells: a reference by digest, or a local image's manifest.
 func imageDigest(img Image) string {

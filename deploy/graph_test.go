@@ -17,14 +17,16 @@ import (
 
 // exampleTopology is the planned topology of examples/fleet.yaml: an
 // availability set of 3 on one host, a scale set of 4 over two hosts.
-func exampleTopology(t *testing.T) Topology {
+func exampleFleet(t *testing.T) *Fleet {
 	t.Helper()
 	f, err := LoadFleet("../examples/fleet.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return PlannedTopology(f)
+	return f
 }
+
+func exampleTopology(t *testing.T) Topology { return PlannedTopology(exampleFleet(t)) }
 
 // golden compares got with testdata/name, or rewrites it under -update
 // (go test ./deploy -run Golden -args -update).
@@ -226,5 +228,41 @@ func TestSVGCancelled(t *testing.T) {
 	cancel()
 	if _, err := exampleTopology(t).SVG(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("want context.Canceled, got %v", err)
+	}
+}
+
+// What the hosts hold, drawn: states, forwards and addresses; an instance
+// beyond the plan is drawn too; Only keeps one set and its hosts.
+func TestObservedTopology(t *testing.T) {
+	f := exampleFleet(t)
+	web := f.Set("web")
+	actual := []Instance{
+		{Name: "web-0", Host: web.Hosts[0], State: Running, Meta: Metadata{Set: "web", Ordinal: 0, Image: "sha256:" + strings.Repeat("cd", 32)}, Ports: map[int]int{8080: 40001}},
+		{Name: "web-1", Host: web.Hosts[1], State: Stopped, Meta: Metadata{Set: "web", Ordinal: 1, FaultDomain: 1, UpdateDomain: 1}},
+		{Name: "web-7", Host: web.Hosts[1], State: Running, Meta: Metadata{Set: "web", Ordinal: 7, FaultDomain: 1, UpdateDomain: 2}},
+		{Name: "api-0", Host: web.Hosts[0], State: Running, Meta: Metadata{Set: "api"}}, // another fleet's
+	}
+	top := ObservedTopology(f, actual).Only("web")
+	if len(top.Sets) != 1 || top.Sets[0].Name != "web" || len(top.Sets[0].Instances) != 5 {
+		t.Fatalf("topology: %+v", top)
+	}
+	ins := top.Sets[0].Instances
+	if ins[0].Status != StatusRunning || len(ins[0].Ports) != 1 || ins[0].Ports[0] != (Forward{HostPort: 40001, GuestPort: 8080}) {
+		t.Errorf("web-0: %+v", ins[0])
+	}
+	if ins[1].Status != StatusStopped || ins[2].Status != StatusPlanned || ins[4].Name != "web-7" || ins[4].UpdateDomain != 2 {
+		t.Errorf("instances: %+v", ins)
+	}
+	if top.Sets[0].Digest == "" {
+		t.Error("the digest the instances run is not drawn")
+	}
+	dot := top.DOT()
+	for _, want := range []string{"127.0.0.1:40001", "stopped", "web-7"} {
+		if !strings.Contains(dot, want) {
+			t.Errorf("DOT lacks %q:\n%s", want, dot)
+		}
+	}
+	if strings.Contains(dot, "api-0") || strings.Contains(dot, "edge-") {
+		t.Errorf("DOT draws other sets:\n%s", dot)
 	}
 }

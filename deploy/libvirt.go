@@ -589,9 +589,19 @@ func (h *Libvirt) Console(ctx context.Context, name string, offset int64, w io.W
 	if err != nil {
 		return offset, err
 	}
+	// Its size now (libvirt looks at the file for this), and exactly the
+	// bytes up to it: a download to "the end" of a file QEMU is appending
+	// to can race with the appends, and end the stream twice, which
+	// go-libvirt does not survive.
+	_, size, _, err := h.conn.StorageVolGetInfo(v)
+	if err != nil {
+		return offset, fmt.Errorf("%s: console of %s: %w", h.uri, name, err)
+	}
+	if int64(size) <= offset {
+		return offset, nil
+	}
 	cw := &countingWriter{w: w}
-	// Length 0: to the end of the file as it is now.
-	if err := h.conn.StorageVolDownload(v, cw, uint64(offset), 0, 0); err != nil {
+	if err := h.conn.StorageVolDownload(v, cw, uint64(offset), size-uint64(offset), 0); err != nil {
 		return offset + cw.n, fmt.Errorf("%s: read console of %s: %w", h.uri, name, err)
 	}
 	return offset + cw.n, nil

@@ -182,6 +182,18 @@ func TestLibvirtApply(t *testing.T) {
 	if strings.Contains(vols, "web-") {
 		t.Errorf("volumes left:\n%s", vols)
 	}
+	// ... and in the pool's directory, only the shared base and its marker.
+	entries, err := os.ReadDir(d.PoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+	}
+	if want := []string{baseName, baseName + ".complete"}; !reflect.DeepEqual(files, want) {
+		t.Errorf("pool directory holds %v, want %v", files, want)
+	}
 }
 
 // Two libvirt daemons on this machine are two hosts, one reached over its

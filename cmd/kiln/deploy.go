@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,15 +98,19 @@ printing what the guest writes until interrupted.`,
 	}
 	console.Flags().BoolP("follow", "f", false, "keep printing new output until interrupted")
 	graph := &cobra.Command{
-		Use:   "graph FILE",
+		Use:   "graph FILE [SET]",
 		Short: "Draw the fleet's topology as Mermaid, Graphviz DOT or SVG",
 		Long: `Draws hosts, sets, fault and update domains and instances of the fleet file
-(as planned) — as Mermaid (for Markdown), DOT, or SVG through Graphviz's dot.`,
+(or of SET) — as Mermaid (for Markdown), DOT, or SVG through Graphviz's dot.
+By default it draws the plan, from the file alone; --live asks the hosts and
+draws what they hold: each instance's state, its forwarded ports or address,
+the image digest it runs, and instances beyond the plan.`,
 		Example: `  kiln deploy graph fleet.yaml --format svg -o fleet.svg
-  kiln deploy graph fleet.yaml --format mermaid`,
-		Args: exactArgs(1),
+  kiln deploy graph fleet.yaml web --live --format mermaid`,
+		Args: rangeArgs(1, 2),
 		RunE: deployGraph,
 	}
+	graph.Flags().Bool("live", false, "draw what the hosts hold, not only the plan")
 	graph.Flags().String("format", "mermaid", "mermaid, dot or svg")
 	graph.Flags().StringP("out", "o", "", "file to write (default: standard output)")
 	restart := &cobra.Command{
@@ -423,7 +428,28 @@ func deployGraph(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(args) == 2 && f.Set(args[1]) == nil {
+		return usageError{fmt.Errorf("%s has no set %q", args[0], args[1])}
+	}
+	if format := cfg.GetString("format"); !slices.Contains([]string{"mermaid", "dot", "svg"}, format) {
+		return usageError{fmt.Errorf("--format %q: want mermaid, dot or svg", format)}
+	}
 	t := deploy.PlannedTopology(f)
+	if cfg.GetBool("live") {
+		hosts, closeHosts, err := fleetHosts(f)
+		if err != nil {
+			return err
+		}
+		defer closeHosts()
+		actual, err := hosts.Observe(cmd.Context())
+		if err != nil {
+			return err
+		}
+		t = deploy.ObservedTopology(f, actual)
+	}
+	if len(args) == 2 {
+		t = t.Only(args[1])
+	}
 	var out []byte
 	switch cfg.GetString("format") {
 	case "mermaid":
@@ -434,8 +460,6 @@ func deployGraph(cmd *cobra.Command, args []string) error {
 		if out, err = t.SVG(cmd.Context()); err != nil {
 			return err
 		}
-	default:
-		return usageError{fmt.Errorf("--format %q: want mermaid, dot or svg", cfg.GetString("format"))}
 	}
 	if p := cfg.GetString("out"); p != "" {
 		return atomicfile.Write(p, out, 0o644)

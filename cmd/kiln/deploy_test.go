@@ -121,6 +121,10 @@ func TestDeployCLI(t *testing.T) {
 	}
 	// Every instance's kernel starts: its console shows one boot.
 	waitBoots(1)
+	// The live drawing of the set: what the host holds.
+	if r = run(t, dir, env, "deploy", "graph", "fleet.yaml", "web", "--live", "--format", "dot"); r.code != 0 || strings.Count(r.stdout, "running") != 3 || !strings.Contains(r.stdout, "at 127.0.0.1:") || strings.Contains(r.stdout, "planned") {
+		t.Errorf("graph --live: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	for arg, want := range map[string]string{"web": "want SET/INSTANCE", "api/0": `no set "api"`, "web/api-0": "not an instance of set web"} {
 		if r = run(t, dir, env, "deploy", "console", "fleet.yaml", arg); r.code != 2 || !strings.Contains(r.stderr, want) {
 			t.Errorf("console %s: exit %d, want 2 and %q\n%s", arg, r.code, want, r.stderr)
