@@ -61,7 +61,26 @@ func TestFleetGuestAnswers(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", insts[0].Ports[8080])
 	deadline := time.Now().Add(8 * time.Minute)
 	var last string
+	// While the guest boots, its console is followed as kiln deploy
+	// console --follow does: every read returns (a download racing the
+	// guest's writes once wedged go-libvirt), and the pieces add up.
+	var followed strings.Builder
+	var offset int64
 	for time.Now().Before(deadline) {
+		read := make(chan error, 1)
+		go func() {
+			var err error
+			offset, err = h.Console(ctx, "hello-0", offset, &followed)
+			read <- err
+		}()
+		select {
+		case err := <-read:
+			if err != nil {
+				t.Fatalf("console at offset %d: %v", offset, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("reading the console from offset %d did not return", offset)
+		}
 		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
@@ -87,6 +106,9 @@ func TestFleetGuestAnswers(t *testing.T) {
 	}
 	if !strings.Contains(console.String(), "Linux version") {
 		t.Errorf("the console log lacks the kernel's boot:\n%s", tail(console.String(), 3000))
+	}
+	if f := followed.String(); len(f) == 0 || !strings.HasPrefix(console.String(), f) {
+		t.Errorf("followed console (%d bytes) is not the start of the log (%d bytes)", len(f), console.Len())
 	}
 	// Read on from an offset: only what follows it.
 	var rest strings.Builder

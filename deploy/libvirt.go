@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -590,9 +592,7 @@ func (h *Libvirt) Console(ctx context.Context, name string, offset int64, w io.W
 		return offset, err
 	}
 	// Its size now (libvirt looks at the file for this), and exactly the
-	// bytes up to it: a download to "the end" of a file QEMU is appending
-	// to can race with the appends, and end the stream twice, which
-	// go-libvirt does not survive.
+	// bytes up to it, as QEMU may be appending.
 	_, size, _, err := h.conn.StorageVolGetInfo(v)
 	if err != nil {
 		return offset, fmt.Errorf("%s: console of %s: %w", h.uri, name, err)
@@ -600,20 +600,101 @@ func (h *Libvirt) Console(ctx context.Context, name string, offset int64, w io.W
 	if int64(size) <= offset {
 		return offset, nil
 	}
-	cw := &countingWriter{w: w}
-	if err := h.conn.StorageVolDownload(v, cw, uint64(offset), size-uint64(offset), 0); err != nil {
-		return offset + cw.n, fmt.Errorf("%s: read console of %s: %w", h.uri, name, err)
+	n, err := h.download(ctx, v, offset, int64(size)-offset, w)
+	if err != nil {
+		return offset + n, fmt.Errorf("%s: read console of %s: %w", h.uri, name, err)
 	}
-	return offset + cw.n, nil
+	return offset + n, nil
 }
 
+// download writes length bytes of a volume from offset to w. go-libvirt
+// (at the version kiln uses) reads libvirt 9's download streams unreliably:
+// it takes an empty data packet, which libvirt also sends mid-stream, for
+// the stream's end, so a call can return early with part of the bytes; and
+// when a packet follows that one at once, its reader blocks handing it to
+// the call, which waits for the reader's lock: the call never returns. So
+// each try runs on a connection of its own, a try that makes no progress
+// for a second is given up (its connection left to the end of the process
+// rather than closed: closing wants the same lock), and tries go on from
+// where the last stopped until every byte has arrived.
+func (h *Libvirt) download(ctx context.Context, v libvirt.StorageVol, offset, length int64, w io.Writer) (int64, error) {
+	var got int64
+	for idle := 0; got < length; {
+		n, err := h.downloadTry(ctx, v, offset+got, length-got, w)
+		got += n
+		if err != nil {
+			return got, err
+		}
+		if idle++; n > 0 {
+			idle = 0
+		} else if idle == 3 {
+			return got, fmt.Errorf("the download stalled at byte %d of %d", offset+got, offset+length)
+		}
+	}
+	return got, nil
+}
+
+// downloadTry is one try of download: it returns when the call does, or
+// when no byte has come for a second.
+func (h *Libvirt) downloadTry(ctx context.Context, v libvirt.StorageVol, offset, length int64, w io.Writer) (int64, error) {
+	u, err := url.Parse(h.uri)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := libvirt.ConnectToURI(u)
+	if err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: w}
+	done := make(chan error, 1)
+	go func() { done <- conn.StorageVolDownload(v, cw, uint64(offset), uint64(length), 0) }()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last, lastAt := int64(0), time.Now()
+	for {
+		select {
+		case err := <-done:
+			conn.Disconnect()
+			return cw.stop(), err
+		case <-ctx.Done():
+			return cw.stop(), ctx.Err()
+		case now := <-tick.C:
+			if n := cw.written(); n != last {
+				last, lastAt = n, now
+			} else if now.Sub(lastAt) > time.Second {
+				return cw.stop(), nil // wedged, see download
+			}
+		}
+	}
+}
+
+// countingWriter counts what it passes on, while another goroutine may
+// read the count; once stopped it passes nothing on, so a call given up
+// never writes to w after download has returned.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w       io.Writer
+	n       atomic.Int64
+	mu      sync.Mutex
+	stopped bool
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return 0, errors.New("download given up")
+	}
 	n, err := c.w.Write(b)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
+}
+
+func (c *countingWriter) written() int64 { return c.n.Load() }
+
+// stop ends the writes and returns how many bytes went through.
+func (c *countingWriter) stop() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return c.n.Load()
 }
