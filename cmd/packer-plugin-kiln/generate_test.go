@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/testutil"
 )
@@ -23,7 +25,9 @@ func TestGenerated(t *testing.T) {
 	generated := func(p string) bool {
 		return strings.HasSuffix(p, ".hcl2spec.go") || strings.HasPrefix(p, "docs-partials"+string(filepath.Separator))
 	}
-	tmp := t.TempDir()
+	// packer-sdc struct-markdown finds the module root by its directory
+	// name, packer-plugin-*: the copy needs one.
+	tmp := filepath.Join(t.TempDir(), "packer-plugin-kiln")
 	want := map[string]string{}
 	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -45,11 +49,13 @@ func TestGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	for _, args := range [][]string{
 		{"mod", "edit", "-replace", "github.com/kiln-project/kiln=" + root},
 		{"generate", "./..."},
 	} {
-		cmd := exec.Command("go", args...)
+		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = tmp
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -16,8 +16,8 @@ packer {
 
 variable "recipe" {
   type        = string
-  default     = "../app-host.yaml"
-  description = "the kiln recipe to bake, relative to this template's directory or absolute"
+  default     = ""
+  description = "the kiln recipe to bake; default: examples/app-host.yaml, beside this template's directory"
 }
 
 variable "ref" {
@@ -39,7 +39,7 @@ variable "cache_dir" {
 }
 
 locals {
-  recipe = abspath(startswith(var.recipe, "/") ? var.recipe : "${path.root}/${var.recipe}")
+  recipe = var.recipe != "" ? var.recipe : abspath("${path.root}/../app-host.yaml")
 }
 
 source "kiln" "app-host" {

@@ -10,6 +10,7 @@ package seed
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -40,7 +41,8 @@ type Config struct {
 	// or `full` (both: configures a stock cloud image at first boot).
 	Stage string `mapstructure:"stage"`
 	// Also write the seed as an image at this path (for `cd_files`, or a
-	// drive of its own), atomically; mode 0600 when it holds secrets.
+	// drive of its own), atomically, making its directory; mode 0600 when
+	// it holds secrets.
 	Output string `mapstructure:"output"`
 	// Filesystem of the `output` image: `iso` (ISO9660 labelled cidata;
 	// the default) or `vfat` (FAT labelled CIDATA).
@@ -151,6 +153,9 @@ func (d *Datasource) Execute() (cty.Value, error) {
 		}
 		path, err := filepath.Abs(c.Output)
 		if err != nil {
+			return null, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return null, err
 		}
 		res, err := kilnseed.Write(path, sd, kilnseed.Options{Format: d.format, ModTime: when})
