@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/cmd/packer-plugin-kiln/internal/testpacker"
+	"github.com/kiln-project/kiln/cmd/packer-plugin-kiln/version"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/testregistry"
 	"github.com/kiln-project/kiln/internal/testutil"
@@ -37,6 +38,14 @@ var (
 	pluginErr  error
 	pluginOut  []byte
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pluginBin != "" {
+		os.RemoveAll(filepath.Dir(pluginBin))
+	}
+	os.Exit(code)
+}
 
 // pluginBinary builds this plugin once per test process, as make plugin does.
 func pluginBinary(t *testing.T) string {
@@ -201,4 +210,32 @@ func mustRef(t *testing.T, s string) registry.Ref {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestPluginCheck: packer-sdc plugin-check accepts the binary, and
+// describe reports the version and the three components.
+func TestPluginCheck(t *testing.T) {
+	testutil.Integration(t)
+	bin := pluginBinary(t)
+	sdc := filepath.Join(t.TempDir(), "packer-sdc")
+	cmd := exec.Command("go", "build", "-o", sdc, "github.com/hashicorp/packer-plugin-sdk/cmd/packer-sdc")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build packer-sdc: %v\n%s", err, out)
+	}
+	// plugin-check wants the binary's name as Packer names plugins
+	// (packer-plugin-*), relative to its working directory.
+	check := exec.Command(sdc, "plugin-check", filepath.Base(bin))
+	check.Dir = filepath.Dir(bin)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("packer-sdc plugin-check: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "describe").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"version":"` + version.PluginVersion.String() + `"`, `"builders":["-packer-default-plugin-name-"]`, `"post_processors":["push"]`, `"datasources":["seed"]`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("describe: want %s in %s", want, out)
+		}
+	}
 }

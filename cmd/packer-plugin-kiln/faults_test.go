@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/testregistry"
 	"github.com/kiln-project/kiln/internal/testutil"
@@ -136,4 +140,107 @@ func TestPushFails(t *testing.T) {
 	if info, err := c.Inspect(context.Background(), mustRef(t, ref)); err == nil {
 		t.Errorf("the registry holds %s after a failed push: %s", ref, info.Digest)
 	}
+}
+
+// TestInterrupt: Ctrl-C in the middle of a bake (no_cache, so it really
+// bakes, offline) stops it: packer fails, the output directory is gone,
+// kiln's cache keeps no work directory of it, and no plugin process is
+// left.
+func TestInterrupt(t *testing.T) {
+	testutil.NeedRoot(t)
+	p := newPacker(t)
+	cache := testutil.CacheDir(t)
+	recipe, err := filepath.Abs(filepath.Join("..", "..", "examples", "app-host.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeTemplate(t, map[string]string{"t.pkr.hcl": requirePlugin + `
+source "kiln" "web" {
+  recipe           = "` + recipe + `"
+  cache_dir        = "` + cache + `"
+  no_cache         = true
+  output_directory = "out"
+}
+build { sources = ["source.kiln.web"] }
+`})
+	before := map[string]bool{}
+	tmpEntries := func() []string {
+		ents, _ := os.ReadDir(filepath.Join(cache, "tmp"))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	for _, n := range tmpEntries() {
+		before[n] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd, out := p.Command(ctx, dir, "build", "-color=false", "t.pkr.hcl")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := regexp.MustCompile(`kiln\.web: (bake|sysprep|assemble)\b`)
+	for !started.MatchString(out.String()) {
+		if cmd.ProcessState != nil || ctx.Err() != nil {
+			t.Fatalf("the bake never started:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Ctrl-C in a terminal interrupts the foreground process group:
+	// Packer (whose panicwrap parent leaves signals to the group), the
+	// plugin and whatever the plugin runs.
+	interrupted := time.Now()
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	t.Logf("packer exited %v, %s after the interrupt:\n%s", err, time.Since(interrupted).Round(100*time.Millisecond), out)
+	if err == nil {
+		t.Errorf("an interrupted build succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("the output directory survived the interrupt: %v", err)
+	}
+	for _, n := range tmpEntries() {
+		if !before[n] && ownerGone(n) {
+			t.Errorf("kiln's cache keeps a work directory of the interrupted bake: tmp/%s", n)
+		}
+	}
+	if procs := processesUnder(p.Home); len(procs) > 0 {
+		t.Errorf("processes of this Packer home still run: %v", procs)
+	}
+}
+
+// ownerGone says whether the process named in a kiln work directory's
+// name (NAME.PID.RANDOM) has exited.
+func ownerGone(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) < 3 {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[len(parts)-2])
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return os.IsNotExist(err)
+}
+
+// processesUnder lists processes whose command line names dir (the
+// plugin Packer installed there).
+func processesUnder(dir string) []string {
+	var found []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir) {
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
 }

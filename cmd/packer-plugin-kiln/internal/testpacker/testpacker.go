@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,16 +150,40 @@ func (p *Packer) Install(t testing.TB, path, source string) {
 
 // Run runs packer with args in dir and returns its combined output.
 func (p *Packer) Run(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd, out := p.Command(ctx, dir, args...)
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// Command is packer with args in dir, not started, and its combined
+// output. Packer's own children (the plugin) share its process group; when
+// ctx ends the whole group is killed, so no plugin outlives a test.
+func (p *Packer) Command(ctx context.Context, dir string, args ...string) (*exec.Cmd, *Output) {
 	cmd := exec.CommandContext(ctx, p.Bin, args...)
 	cmd.Dir = dir
 	cmd.Env = p.Env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Packer's own children (the plugin) share its process group; on a
-	// cancelled context the whole group goes, never a stray plugin.
+	out := &Output{}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
-	return out.String(), err
+	return cmd, out
+}
+
+// Output collects a running packer's output; safe to read while it runs.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(b)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
