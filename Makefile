@@ -9,17 +9,51 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X $(MOD)/internal/version.Version=$(VERSION)
 BIN     := _output/bin
 
-.PHONY: help all build kiln test unit integration fuzz bench demo deps lint clean
+.PHONY: help all build kiln plugin plugin-install plugin-release plugin-test plugin-vet test unit integration fuzz bench demo deps lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 all: build
 
-build: kiln ## build everything
+build: kiln plugin ## build everything
 
 kiln: ## the kiln CLI, in _output/bin/kiln
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kiln ./cmd/kiln
+
+# The Packer plugin is a nested module (cmd/packer-plugin-kiln/go.mod): the
+# Packer SDK's dependencies and its go-cty replace stay out of kiln's own.
+# `go test ./...` at the root does not enter it; plugin-test and plugin-vet do.
+PLUGIN_DIR     := cmd/packer-plugin-kiln
+PLUGIN_MOD     := $(MOD)/$(PLUGIN_DIR)
+# A release is PLUGIN_VERSION without the -dev suffix (make plugin-release
+# PLUGIN_VERSION=0.2.0); dev builds report <version>-dev.
+PLUGIN_VERSION ?= $(shell sed -n 's/^\tVersion = "\(.*\)"/\1/p' $(PLUGIN_DIR)/version/version.go)
+PLUGIN_API     := x5.0
+PLUGIN_LDFLAGS := $(LDFLAGS) -X $(PLUGIN_MOD)/version.Version=$(PLUGIN_VERSION)
+RELEASE        := _output/release
+PACKER         ?= packer
+
+plugin: ## the Packer plugin (dev build), in _output/bin/packer-plugin-kiln
+	cd $(PLUGIN_DIR) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(PLUGIN_LDFLAGS)" -o $(CURDIR)/$(BIN)/packer-plugin-kiln .
+
+plugin-install: plugin ## install the plugin into Packer (packer plugins install --path)
+	$(PACKER) plugins install --path $(BIN)/packer-plugin-kiln github.com/kiln-project/kiln
+
+plugin-release: ## release binary and SHA256SUMS in Packer's layout, in _output/release
+	rm -rf $(RELEASE) && mkdir -p $(RELEASE)
+	cd $(PLUGIN_DIR) && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath \
+		-ldflags "$(PLUGIN_LDFLAGS) -X $(PLUGIN_MOD)/version.VersionPrerelease=" \
+		-o $(CURDIR)/$(RELEASE)/packer-plugin-kiln_v$(PLUGIN_VERSION)_$(PLUGIN_API)_linux_amd64 .
+	cd $(RELEASE) && for f in packer-plugin-kiln_v*; do zip -q -X $$f.zip $$f && rm $$f; done \
+		&& sha256sum *.zip > packer-plugin-kiln_v$(PLUGIN_VERSION)_SHA256SUMS
+	@cat $(RELEASE)/*_SHA256SUMS
+
+plugin-vet: ## vet the plugin's module
+	cd $(PLUGIN_DIR) && $(GO) vet ./...
+
+plugin-test: ## the plugin's tests, acceptance on a real Packer core included
+	cd $(PLUGIN_DIR) && CI=$${CI:-true} $(GO) test -json -count=1 -timeout 60m ./... | $(GO) run $(CURDIR)/hack/testsum -o $(CURDIR)/_output/plugin-test-times.txt
 
 deps: ## install apt packages and Go modules (idempotent)
 	@./hack/deps.sh
@@ -32,6 +66,7 @@ test: deps ## everything CI runs: vet, unit (race), integration with real tools,
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
 	CI=$${CI:-true} $(GO) test -json -count=1 -timeout 80m ./... | $(GO) run ./hack/testsum -o _output/test-times.txt
+	$(MAKE) plugin-vet plugin-test
 	$(MAKE) fuzz FUZZTIME=10s
 
 unit: ## fast unit tests only
@@ -60,9 +95,10 @@ bench: deps kiln ## benchmarks against reference tools, printed as ratios
 demo: deps kiln ## kiln's main job on its embedded defaults
 	./hack/demo.sh
 
-lint: ## gofmt and vet
+lint: ## gofmt and vet (the plugin's module too)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(MAKE) plugin-vet
 
 clean:
 	rm -rf _output

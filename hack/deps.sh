@@ -36,6 +36,7 @@ qemu-utils
 skopeo
 systemd
 xorriso
+zip
 "
 
 missing=""
@@ -61,3 +62,5 @@ fi
 
 command -v go >/dev/null 2>&1 || { echo "deps: Go is not installed (want the version in go.mod)" >&2; exit 1; }
 go mod download
+# The Packer plugin is a module of its own (cmd/packer-plugin-kiln).
+(cd "$(dirname "$0")/../cmd/packer-plugin-kiln" && go mod download)

@@ -39,6 +39,20 @@ func Load(path string) (*Recipe, error) {
 	return load(path, nil)
 }
 
+// LoadData is Load for a recipe held in memory (a Packer template's
+// recipe_content): name stands for its file in positions ("name:3:5: ...")
+// and relative references (extends, source:) resolve against name's
+// directory. Like Load, it neither fills defaults nor validates.
+func LoadData(name string, data []byte) (*Recipe, error) {
+	if len(data) > MaxRecipeSize {
+		return nil, &Error{Pos: Pos{File: name}, Msg: fmt.Sprintf("recipe is %d bytes, more than the %d byte limit", len(data), MaxRecipeSize)}
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return load(name, data)
+}
+
 // load reads path, or decodes data as if read from path when data is not nil
 // (the fuzz tests feed bytes without touching the disk).
 func load(path string, data []byte) (*Recipe, error) {

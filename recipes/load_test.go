@@ -244,3 +244,35 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", r)
 	}
 }
+
+// TestLoadData: a recipe held in memory loads like a file of that name:
+// errors carry the name with line and column, relative references resolve
+// beside it, and nothing is read from the name itself.
+func TestLoadData(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"motd": "hello\n"})
+	name := filepath.Join(dir, "recipe_content")
+	r, err := LoadData(name, []byte(header+"bake:\n  files:\n    - {path: /etc/motd, source: motd}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Default(r)
+	if err := Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Files) != 1 || string(p.Files[0].Content) != "hello\n" {
+		t.Errorf("source: beside the name: got %+v", p.Files)
+	}
+	if _, err := LoadData("recipe_content", []byte(header+"bake:\n  pakages: [x]\n")); err == nil || !strings.HasPrefix(err.Error(), "recipe_content:4:3: ") {
+		t.Errorf("unknown key: want an error at recipe_content:4:3, got %v", err)
+	}
+	if _, err := LoadData("recipe_content", nil); err == nil || !strings.Contains(err.Error(), "recipe_content:1:1: recipe is empty") {
+		t.Errorf("empty: got %v", err)
+	}
+	if _, err := LoadData("recipe_content", []byte(header+strings.Repeat("#", MaxRecipeSize))); err == nil || !strings.Contains(err.Error(), "byte limit") {
+		t.Errorf("too large: got %v", err)
+	}
+}
