@@ -244,3 +244,82 @@ func processesUnder(dir string) []string {
 	}
 	return found
 }
+
+// TestImageTest: test = true runs kiln test's checks on the baked image
+// in a real guest (one firmware: one boot). The app-host image passes, and the artifact is kept; a
+// boot that cannot finish in time (a 5 s bound under TCG) fails the build
+// with the test's report, keeps no artifact, and leaves no QEMU running.
+func TestImageTest(t *testing.T) {
+	testutil.NeedGuest(t)
+	p := newPacker(t)
+	cache := testutil.CacheDir(t)
+	recipe, err := filepath.Abs(filepath.Join("..", "..", "examples", "app-host.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := func(timeout string) string {
+		return requirePlugin + `
+source "kiln" "web" {
+  recipe            = "` + recipe + `"
+  cache_dir         = "` + cache + `"
+  output_directory  = "out"
+  test              = true
+  test_firmware     = ["bios"]
+  test_boot_timeout = "` + timeout + `"
+}
+build { sources = ["source.kiln.web"] }
+`
+	}
+	dir := writeTemplate(t, map[string]string{"t.pkr.hcl": template("10m")})
+	out, err := run(t, p, dir, "build", "-color=false", "t.pkr.hcl")
+	if err != nil {
+		t.Fatalf("packer build with test = true: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`test \w+: ok, cloud-init done after .*, \d+ checks passed`).MatchString(out) {
+		t.Errorf("the build does not report the test:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "app-host.qcow2")); err != nil {
+		t.Errorf("no artifact after a passing test: %v", err)
+	}
+
+	dir = writeTemplate(t, map[string]string{"t.pkr.hcl": template("5s")})
+	out, err = run(t, p, dir, "build", "-color=false", "t.pkr.hcl")
+	if err == nil {
+		t.Fatalf("a test that cannot boot in 5 s passed:\n%s", out)
+	}
+	if !strings.Contains(out, "the image failed its test, so no artifact is kept") {
+		t.Errorf("the failure does not say the test failed:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("the output directory survived the failed test: %v", err)
+	}
+	if procs := processesUnder(dir); len(procs) > 0 {
+		t.Errorf("processes of the failed build still run: %v", procs)
+	}
+}
+
+// TestBakeFails: a recipe whose bake cannot succeed (a package no mirror
+// has) fails the build with kiln's error, and keeps no output.
+func TestBakeFails(t *testing.T) {
+	p := newPacker(t)
+	dir := writeTemplate(t, map[string]string{
+		"web.yaml": "apiVersion: kiln/v1\nname: web\nbake:\n  packages: [kiln-no-such-package]\n",
+		"t.pkr.hcl": requirePlugin + `
+source "kiln" "web" {
+  recipe           = "web.yaml"
+  cache_dir        = "` + testutil.CacheDir(t) + `"
+  output_directory = "out"
+}
+build { sources = ["source.kiln.web"] }
+`})
+	out, err := run(t, p, dir, "build", "-color=false", "t.pkr.hcl")
+	if err == nil {
+		t.Fatalf("a bake of a missing package passed:\n%s", out)
+	}
+	if !strings.Contains(out, "kiln-no-such-package") {
+		t.Errorf("the error does not name the package:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("the output directory survived the failed bake: %v", err)
+	}
+}
