@@ -89,7 +89,7 @@ fuzz: ## run every fuzz target for FUZZTIME
 	$(FUZZ) -fuzz='^FuzzInspectManifest$$' ./registry
 	$(FUZZ) -fuzz='^FuzzLoadFleet$$' ./deploy
 
-bench: deps kiln ## benchmarks against reference tools, printed as ratios
+bench: deps kiln plugin ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench
 
 demo: deps kiln ## kiln's main job on its embedded defaults

@@ -6,6 +6,7 @@ set -eu
 # Every tool the tests drive for real (see docs/development.md).
 PACKAGES="
 ca-certificates
+curl
 file
 postgresql-client
 procps

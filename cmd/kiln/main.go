@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kiln-project/kiln/internal/inheritfd"
 )
 
 func main() {
+	inheritfd.CloseOnExec() // before anything runs a program
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := newRootCommand()
 	cmd, err := root.ExecuteContextC(ctx)

@@ -15,9 +15,13 @@ import (
 	"github.com/kiln-project/kiln/cmd/packer-plugin-kiln/datasource/seed"
 	"github.com/kiln-project/kiln/cmd/packer-plugin-kiln/post-processor/push"
 	"github.com/kiln-project/kiln/cmd/packer-plugin-kiln/version"
+	"github.com/kiln-project/kiln/internal/inheritfd"
 )
 
 func main() {
+	// Packer hands its plugins open descriptors; the tools a bake runs
+	// must not get them (see internal/inheritfd).
+	inheritfd.CloseOnExec()
 	pps := plugin.NewSet()
 	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(kiln.Builder))
 	pps.RegisterPostProcessor("push", new(push.PostProcessor))

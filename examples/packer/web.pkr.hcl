@@ -38,6 +38,12 @@ variable "cache_dir" {
   description = "kiln's cache; empty for kiln's default, shared with the kiln CLI"
 }
 
+variable "no_cache" {
+  type        = bool
+  default     = false
+  description = "bake again even when kiln's cache holds the image of this recipe (bases and packages are still reused)"
+}
+
 locals {
   recipe = var.recipe != "" ? var.recipe : abspath("${path.root}/../app-host.yaml")
 }
@@ -45,6 +51,7 @@ locals {
 source "kiln" "app-host" {
   recipe           = local.recipe
   cache_dir        = var.cache_dir
+  no_cache         = var.no_cache
   output_directory = "output-app-host"
 }
 
