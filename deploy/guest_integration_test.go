@@ -15,7 +15,6 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/kiln-project/kiln/builder"
-	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testlibvirt"
 	"github.com/kiln-project/kiln/internal/testutil"
 	"github.com/kiln-project/kiln/recipes"
@@ -32,28 +31,7 @@ func TestFleetGuestAnswers(t *testing.T) {
 	ctx := context.Background()
 	d := testlibvirt.Start(t, testlibvirt.Options{})
 	fleet := appHostFleet(t, d, "")
-	f, err := LoadFleet(fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := f.Sets[0]
-	r, err := Resolve(ctx, s, registry.New(registry.Options{}), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	desired, err := r.Desired()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := DialLibvirt(d.URI, LibvirtOptions{Accel: qemu.TCG})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	hosts := Hosts{d.URI: h}
-	if _, err := Apply(ctx, hosts, []string{"hello"}, desired, ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	h, hosts := applyFleet(t, d, fleet)
 	insts, _, err := h.Instances(ctx)
 	if err != nil || len(insts) != 1 || insts[0].Ports[8080] == 0 {
 		t.Fatalf("instances: %+v %v", insts, err)
@@ -178,27 +156,7 @@ func TestFleetGuestOnNetwork(t *testing.T) {
 	virsh(t, d.URI, "net-start", "kiln-test")
 
 	fleet := appHostFleet(t, d, "network: {mode: network, name: kiln-test}")
-	f, err := LoadFleet(fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Resolve(ctx, f.Sets[0], registry.New(registry.Options{}), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	desired, err := r.Desired()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := DialLibvirt(d.URI, LibvirtOptions{Accel: qemu.TCG})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	hosts := Hosts{d.URI: h}
-	if _, err := Apply(ctx, hosts, []string{"hello"}, desired, ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	h, hosts := applyFleet(t, d, fleet)
 	if x := virsh(t, d.URI, "domiflist", "hello-0"); !strings.Contains(x, "kiln-test") {
 		t.Errorf("hello-0 is not on network kiln-test:\n%s", x)
 	}
@@ -241,6 +199,31 @@ func TestFleetGuestOnNetwork(t *testing.T) {
 	if _, err := Apply(ctx, hosts, []string{"hello"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// applyFleet applies the fleet file (one set, hello) on the daemon and
+// returns the host, connected until the test ends.
+func applyFleet(t *testing.T, d *testlibvirt.Daemon, fleet string) (*Libvirt, Hosts) {
+	t.Helper()
+	ctx := context.Background()
+	f, err := LoadFleet(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resolve(ctx, f.Sets[0], registry.New(registry.Options{}), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired, err := r.Desired()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := libvirtHost(t, d)
+	hosts := Hosts{d.URI: h}
+	if _, err := Apply(ctx, hosts, []string{"hello"}, desired, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return h, hosts
 }
 
 func tail(s string, n int) string {

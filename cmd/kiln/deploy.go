@@ -173,6 +173,20 @@ func fleetHosts(f *deploy.Fleet) (deploy.Hosts, func(), error) {
 	return hosts, closeAll, nil
 }
 
+// observeFleet connects to the fleet's hosts and lists kiln's instances on
+// them; closeHosts ends the connections.
+func observeFleet(cmd *cobra.Command, f *deploy.Fleet) (hosts deploy.Hosts, actual []deploy.Instance, closeHosts func(), err error) {
+	hosts, closeHosts, err = fleetHosts(f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if actual, err = hosts.Observe(cmd.Context()); err != nil {
+		closeHosts()
+		return nil, nil, nil, err
+	}
+	return hosts, actual, closeHosts, nil
+}
+
 // desiredOf resolves the images of the fleet's sets and places their
 // instances.
 func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet) ([]string, []deploy.Desired, error) {
@@ -289,15 +303,11 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 			return usageError{fmt.Errorf("%s has no set %q", args[0], only)}
 		}
 	}
-	hosts, closeHosts, err := fleetHosts(f)
+	_, actual, closeHosts, err := observeFleet(cmd, f)
 	if err != nil {
 		return err
 	}
 	defer closeHosts()
-	actual, err := hosts.Observe(cmd.Context())
-	if err != nil {
-		return err
-	}
 	mine := []deploy.Instance{}
 	for _, a := range actual {
 		if f.Set(a.Meta.Set) != nil && (only == "" || a.Meta.Set == only) {
@@ -361,15 +371,11 @@ func deployConsole(cmd *cobra.Command, args []string) error {
 	if _, ok := deploy.ParseInstanceName(setName, inst); !ok {
 		return usageError{fmt.Errorf("%q is not an instance of set %s: want %s/N or %s/%s-N", args[1], setName, setName, setName, setName)}
 	}
-	hosts, closeHosts, err := fleetHosts(f)
+	hosts, actual, closeHosts, err := observeFleet(cmd, f)
 	if err != nil {
 		return err
 	}
 	defer closeHosts()
-	actual, err := hosts.Observe(cmd.Context())
-	if err != nil {
-		return err
-	}
 	var host deploy.Hypervisor
 	for _, a := range actual {
 		if a.Name == inst && a.Meta.Set == setName {
@@ -436,15 +442,11 @@ func deployGraph(cmd *cobra.Command, args []string) error {
 	}
 	t := deploy.PlannedTopology(f)
 	if cfg.GetBool("live") {
-		hosts, closeHosts, err := fleetHosts(f)
+		_, actual, closeHosts, err := observeFleet(cmd, f)
 		if err != nil {
 			return err
 		}
 		defer closeHosts()
-		actual, err := hosts.Observe(cmd.Context())
-		if err != nil {
-			return err
-		}
 		t = deploy.ObservedTopology(f, actual)
 	}
 	if len(args) == 2 {
