@@ -100,22 +100,31 @@ func TestFleetGuestAnswers(t *testing.T) {
 	}
 }
 
+// appHostImage bakes the app-host example's image (through the shared test
+// cache, so usually a copy) into a temp dir, manifest beside it.
+func appHostImage(t *testing.T) string {
+	t.Helper()
+	plan, err := recipes.LoadPlan("../examples/app-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "app-host.qcow2")
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	if _, err := b.Bake(context.Background(), plan, img); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 // appHostFleet bakes the app-host example's image (through the shared
 // test cache, so usually a copy) and writes a fleet file of one instance of
 // it, set hello, on the daemon; network is the set's network: line, if any.
 func appHostFleet(t *testing.T, d *testlibvirt.Daemon, network string) string {
 	t.Helper()
-	dir := t.TempDir()
+	img := appHostImage(t)
+	dir := filepath.Dir(img)
 	recipe, err := filepath.Abs("../examples/app-host.yaml")
 	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := recipes.LoadPlan(recipe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
-	if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "app-host.qcow2")); err != nil {
 		t.Fatal(err)
 	}
 	fleet := filepath.Join(dir, "fleet.yaml")

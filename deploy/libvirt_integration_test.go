@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/internal/testlibvirt"
@@ -41,14 +42,21 @@ func libvirtHost(t *testing.T, d *testlibvirt.Daemon) *Libvirt {
 // blankDesired places capacity instances of set over hosts with the
 // fleet's own placement (a fault domain per host), on the blank base.
 func blankDesired(set string, capacity int, base string, hosts ...string) []Desired {
+	return placedDesired(set, capacity, base, 64, 128<<20, hosts...)
+}
+
+// placedDesired is blankDesired on any base, with memoryMiB and a disk of
+// diskBytes per instance (a real guest needs 256 MiB, and a disk at least
+// its image's size).
+func placedDesired(set string, capacity int, base string, memoryMiB int, diskBytes int64, hosts ...string) []Desired {
 	var out []Desired
 	spread := Spread{Set: set, FaultDomains: len(hosts), UpdateDomains: 5, Hosts: hosts}
 	for _, p := range spread.PlaceAll(capacity) {
 		d := Desired{Host: p.Host, Spec: InstanceSpec{Name: p.Name, Meta: Metadata{Set: set, Ordinal: p.Ordinal,
 			FaultDomain: p.FaultDomain, UpdateDomain: p.UpdateDomain, Image: "sha256:" + strings.Repeat("ab", 32), Spec: "s1"}}}
 		d.Spec.BasePath = base
-		d.Spec.DiskBytes = 128 << 20
-		d.Spec.VCPUs, d.Spec.MemoryMiB = 1, 64
+		d.Spec.DiskBytes = diskBytes
+		d.Spec.VCPUs, d.Spec.MemoryMiB = 1, memoryMiB
 		d.Spec.Firmware = "bios"
 		d.Spec.Seed = []byte("not a real seed, nothing boots")
 		d.Spec.Ports = []int{8080}
@@ -198,8 +206,9 @@ func TestLibvirtApply(t *testing.T) {
 
 // Two libvirt daemons on this machine are two hosts, one reached over its
 // unix socket, the other over TCP (qemu+tcp://127.0.0.1:PORT/system): a set
-// of four spread over them puts fault domain N on host N, two instances
-// each, and each daemon holds only its own.
+// of four real guests (the app-host image, uploaded to each host once)
+// spread over them puts fault domain N on host N, two instances each, and
+// each daemon holds only its own.
 func TestLibvirtTwoHosts(t *testing.T) {
 	testutil.Integration(t)
 	a := testlibvirt.Start(t, testlibvirt.Options{})
@@ -212,8 +221,8 @@ func TestLibvirtTwoHosts(t *testing.T) {
 	t.Cleanup(func() { hb.Close() })
 	ctx := context.Background()
 	hosts := Hosts{ha.URI(): ha, hb.URI(): hb}
-	base := blankBase(t)
-	if _, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", 4, base, ha.URI(), hb.URI()), ApplyOptions{}); err != nil {
+	base := appHostImage(t)
+	if _, err := Apply(ctx, hosts, []string{"web"}, placedDesired("web", 4, base, 256, 8<<30, ha.URI(), hb.URI()), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i, h := range []*Libvirt{ha, hb} {
@@ -233,12 +242,42 @@ func TestLibvirtTwoHosts(t *testing.T) {
 			t.Errorf("host %d holds %v, want %v", i, names, want)
 		}
 	}
+	// Each guest's kernel starts, as its console (read over each host's
+	// connection: TCP for b) shows.
+	for _, h := range []*Libvirt{ha, hb} {
+		insts, _, err := h.Instances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range insts {
+			waitConsole(t, h, in.Name, "Linux version")
+		}
+	}
 	// What went over TCP is on daemon b, as its own socket shows.
 	if got := strings.Fields(virsh(t, b.URI, "list", "--all", "--name")); !reflect.DeepEqual(got, []string{"web-1", "web-3"}) {
 		t.Errorf("daemon b (over TCP) holds %v", got)
 	}
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitConsole polls an instance's console until it shows want.
+func waitConsole(t *testing.T, h *Libvirt, name, want string) {
+	t.Helper()
+	var log strings.Builder
+	var offset int64
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(2 * time.Second) { // polling a guest that is booting
+		var err error
+		if offset, err = h.Console(context.Background(), name, offset, &log); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(log.String(), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s: no %q in its console:\n%s", name, h.URI(), want, tail(log.String(), 2000))
+		}
 	}
 }
 

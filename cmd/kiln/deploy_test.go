@@ -18,26 +18,20 @@ import (
 	"github.com/kiln-project/kiln/recipes"
 )
 
-// deployFixture writes an image, a recipe and a fleet file of one set "web"
-// of kind and capacity on the daemon, and the environment kiln runs in. The
-// image is a blank disk (domains run, nothing boots), or with real the
-// app-host example's image, baked through the shared test cache.
-func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int, real bool) (string, []string) {
+// deployFixture writes the app-host example's image (baked through the
+// shared test cache, so usually a copy), a recipe and a fleet file of one
+// set "web" of kind and capacity on the daemon, and the environment kiln
+// runs in.
+func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
-	memory := "128MiB"
-	if real {
-		plan, err := recipes.LoadPlan("../../examples/app-host.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
-		if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "web.qcow2")); err != nil {
-			t.Fatal(err)
-		}
-		memory = "256MiB"
-	} else {
-		smallImage(t, dir)
+	plan, err := recipes.LoadPlan("../../examples/app-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+	if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "web.qcow2")); err != nil {
+		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf(`apiVersion: kiln/v1
@@ -46,10 +40,10 @@ name: web
 image: ./web.qcow2
 recipe: ./web.yaml
 capacity: %d
-size: {memory: %s}
+size: {memory: 256MiB}
 network: {ports: [8080]}
 hosts: ["%s"]
-`, kind, capacity, memory, d.URI)), 0o644)
+`, kind, capacity, d.URI)), 0o644)
 	return dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
 }
 
@@ -63,7 +57,7 @@ func TestDeployCLI(t *testing.T) {
 	testutil.Integration(t)
 	testutil.NeedGuest(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "AvailabilitySet", 3, true)
+	dir, env := deployFixture(t, d, "AvailabilitySet", 3)
 	// boots counts the kernel's boots in an instance's serial console, as
 	// kiln deploy console prints it (the log keeps every boot).
 	boots := func(ordinal int) int {
@@ -107,6 +101,13 @@ func TestDeployCLI(t *testing.T) {
 		ports, _ := in["ports"].(map[string]any)
 		if in["state"] != "running" || meta["ordinal"] != float64(i) || meta["faultDomain"] != float64(i%3) || meta["updateDomain"] != float64(i) || ports["8080"] == nil {
 			t.Errorf("instance %d: %v", i, in)
+		}
+	}
+	// The same, as libvirt stores it: virsh dumpxml shows kiln's metadata.
+	for i := 0; i < 3; i++ {
+		out, err := exec.Command(testutil.NeedTool(t, "virsh"), "-c", d.URI, "dumpxml", fmt.Sprintf("web-%d", i)).CombinedOutput()
+		if want := fmt.Sprintf(`faultDomain="%d" updateDomain="%d"`, i%3, i); err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("virsh dumpxml web-%d lacks %s: %v\n%s", i, want, err, out)
 		}
 	}
 	// The image's origin, and the table a person reads, for one set.
@@ -201,7 +202,7 @@ func TestDeployCLI(t *testing.T) {
 func TestDeployKilledMidApply(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "ScaleSet", 5, false)
+	dir, env := deployFixture(t, d, "ScaleSet", 5)
 	// One instance at a time, so the kill lands with some made, some not.
 	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml", "--parallel", "1")
 	cmd.Dir = dir
@@ -248,7 +249,7 @@ func TestDeployKilledMidApply(t *testing.T) {
 		names = append(names, v.Name)
 	}
 	sort.Strings(names)
-	if len(doms) != 5 || len(vols) != 12 { // 5 overlays, 5 seeds, the base and its marker
+	if len(doms) != 5 || len(vols) != 17 { // 5 overlays, seeds and console logs, the base and its marker
 		t.Fatalf("after the kill and a re-apply: %d domains, volumes %v", len(doms), names)
 	}
 }

@@ -283,6 +283,7 @@ build { sources = ["source.kiln.web"] }
 	}
 
 	dir = writeTemplate(t, map[string]string{"t.pkr.hcl": template("5s")})
+	qemus := qemuProcesses()
 	out, err = run(t, p, dir, "build", "-color=false", "t.pkr.hcl")
 	if err == nil {
 		t.Fatalf("a test that cannot boot in 5 s passed:\n%s", out)
@@ -296,6 +297,27 @@ build { sources = ["source.kiln.web"] }
 	if procs := processesUnder(dir); len(procs) > 0 {
 		t.Errorf("processes of the failed build still run: %v", procs)
 	}
+	for pid := range qemuProcesses() {
+		if !qemus[pid] {
+			t.Errorf("a QEMU the failed build started still runs: pid %d", pid)
+		}
+	}
+}
+
+// qemuProcesses are the pids of the QEMU processes running now.
+func qemuProcesses() map[int]bool {
+	found := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.HasPrefix(string(comm), "qemu-system") {
+			found[pid] = true
+		}
+	}
+	return found
 }
 
 // TestBakeFails: a recipe whose bake cannot succeed (a package no mirror
