@@ -254,7 +254,9 @@ func TestLibvirtTwoHosts(t *testing.T) {
 		}
 	}
 	// What went over TCP is on daemon b, as its own socket shows.
-	if got := strings.Fields(virsh(t, b.URI, "list", "--all", "--name")); !reflect.DeepEqual(got, []string{"web-1", "web-3"}) {
+	got := strings.Fields(virsh(t, b.URI, "list", "--all", "--name"))
+	sort.Strings(got) // virsh lists running domains by id: creation order
+	if !reflect.DeepEqual(got, []string{"web-1", "web-3"}) {
 		t.Errorf("daemon b (over TCP) holds %v", got)
 	}
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
