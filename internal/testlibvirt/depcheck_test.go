@@ -8,9 +8,8 @@ import (
 
 // TestDepcheck keeps the harness small: of kiln it may use testutil (and
 // what testutil uses), of the rest the standard library and go-libvirt
-// (with the x/crypto its SSH dialer needs) and x/sys/unix (to enter a
-// network namespace); its tests may add libvirtxml.
+// (with the x/crypto its SSH dialer needs); its tests may add libvirtxml.
 func TestDepcheck(t *testing.T) {
 	testutil.CheckImports(t, "internal/testutil", "internal/flock")
-	testutil.CheckExternalImports(t, []string{"github.com/digitalocean/go-libvirt", "golang.org/x/crypto/", "golang.org/x/sys/unix"}, []string{"libvirt.org/go/libvirtxml"})
+	testutil.CheckExternalImports(t, []string{"github.com/digitalocean/go-libvirt", "golang.org/x/crypto/"}, []string{"libvirt.org/go/libvirtxml"})
 }
