@@ -293,9 +293,7 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 	if err != nil {
 		return err
 	}
-	console, err := h.createVolume(p, &libvirtxml.StorageVolume{Name: consoleVolume(s.Name),
-		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
-		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}})
+	console, err := h.createVolume(p, rawVolume(consoleVolume(s.Name), 0))
 	if err != nil {
 		return err
 	}
@@ -367,40 +365,49 @@ func (h *Libvirt) ensureBase(p libvirt.StoragePool, s InstanceSpec) (string, err
 
 // createVolume makes a volume from its description and returns its path.
 func (h *Libvirt) createVolume(p libvirt.StoragePool, doc *libvirtxml.StorageVolume) (string, error) {
-	x, err := doc.Marshal()
+	v, err := h.defineVolume(p, doc)
 	if err != nil {
 		return "", err
 	}
+	return h.conn.StorageVolGetPath(v)
+}
+
+// defineVolume makes a volume from its description.
+func (h *Libvirt) defineVolume(p libvirt.StoragePool, doc *libvirtxml.StorageVolume) (libvirt.StorageVol, error) {
+	x, err := doc.Marshal()
+	if err != nil {
+		return libvirt.StorageVol{}, err
+	}
 	v, err := h.conn.StorageVolCreateXML(p, x, 0)
 	if err != nil {
-		return "", fmt.Errorf("%s: create volume %s: %w", h.uri, doc.Name, err)
+		return v, fmt.Errorf("%s: create volume %s: %w", h.uri, doc.Name, err)
 	}
-	return h.conn.StorageVolGetPath(v)
+	return v, nil
 }
 
 // upload makes a volume of size bytes and streams r into it whole (the
 // volume is raw to libvirt: a qcow2 base arrives header and all); a failure
 // removes the volume, so a half-uploaded one is never used.
-func (h *Libvirt) upload(p libvirt.StoragePool, name string, size int64, r interface{ Read([]byte) (int, error) }) (string, error) {
+func (h *Libvirt) upload(p libvirt.StoragePool, name string, size int64, r io.Reader) (string, error) {
 	if v, err := h.conn.StorageVolLookupByName(p, name); err == nil {
 		h.conn.StorageVolDelete(v, 0)
 	}
-	doc := &libvirtxml.StorageVolume{Name: name,
-		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
-		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}
-	x, err := doc.Marshal()
+	v, err := h.defineVolume(p, rawVolume(name, size))
 	if err != nil {
 		return "", err
-	}
-	v, err := h.conn.StorageVolCreateXML(p, x, 0)
-	if err != nil {
-		return "", fmt.Errorf("%s: create volume %s: %w", h.uri, name, err)
 	}
 	if err := h.conn.StorageVolUpload(v, r, 0, uint64(size), 0); err != nil {
 		h.conn.StorageVolDelete(v, 0)
 		return "", fmt.Errorf("%s: upload %s: %w", h.uri, name, err)
 	}
 	return h.conn.StorageVolGetPath(v)
+}
+
+// rawVolume describes a raw volume of size bytes.
+func rawVolume(name string, size int64) *libvirtxml.StorageVolume {
+	return &libvirtxml.StorageVolume{Name: name,
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(size)},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}}}
 }
 
 // createOverlay makes the instance's copy-on-write disk on the base.

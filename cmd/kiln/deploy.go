@@ -173,6 +173,14 @@ func fleetHosts(f *deploy.Fleet) (deploy.Hosts, func(), error) {
 	return hosts, closeAll, nil
 }
 
+// hasSet is a usage error when the fleet file has no set of that name.
+func hasSet(f *deploy.Fleet, name string) error {
+	if f.Set(name) == nil {
+		return usageError{fmt.Errorf("%s has no set %q", f.File, name)}
+	}
+	return nil
+}
+
 // observeFleet connects to the fleet's hosts and lists kiln's instances on
 // them; closeHosts ends the connections.
 func observeFleet(cmd *cobra.Command, f *deploy.Fleet) (hosts deploy.Hosts, actual []deploy.Instance, closeHosts func(), err error) {
@@ -217,8 +225,10 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 	if err != nil {
 		return err
 	}
-	if destroySet != "" && f.Set(destroySet) == nil {
-		return usageError{fmt.Errorf("%s has no set %q", file, destroySet)}
+	if destroySet != "" {
+		if err := hasSet(f, destroySet); err != nil {
+			return err
+		}
 	}
 	// Destroying a set wants none of it, and nothing of the other sets is
 	// looked at: no image is pulled or checked for it.
@@ -299,8 +309,9 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 	}
 	only := ""
 	if len(args) == 2 {
-		if only = args[1]; f.Set(only) == nil {
-			return usageError{fmt.Errorf("%s has no set %q", args[0], only)}
+		only = args[1]
+		if err := hasSet(f, only); err != nil {
+			return err
 		}
 	}
 	_, actual, closeHosts, err := observeFleet(cmd, f)
@@ -361,9 +372,8 @@ func deployConsole(cmd *cobra.Command, args []string) error {
 	if !ok {
 		return usageError{fmt.Errorf("%q: want SET/INSTANCE, e.g. web/0 or web/web-0", args[1])}
 	}
-	s := f.Set(setName)
-	if s == nil {
-		return usageError{fmt.Errorf("%s has no set %q", args[0], setName)}
+	if err := hasSet(f, setName); err != nil {
+		return err
 	}
 	if _, err := strconv.Atoi(inst); err == nil {
 		inst = setName + "-" + inst
@@ -411,8 +421,8 @@ func deployRestart(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.Set(args[1]) == nil {
-		return usageError{fmt.Errorf("%s has no set %q", args[0], args[1])}
+	if err := hasSet(f, args[1]); err != nil {
+		return err
 	}
 	hosts, closeHosts, err := fleetHosts(f)
 	if err != nil {
@@ -434,8 +444,10 @@ func deployGraph(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(args) == 2 && f.Set(args[1]) == nil {
-		return usageError{fmt.Errorf("%s has no set %q", args[0], args[1])}
+	if len(args) == 2 {
+		if err := hasSet(f, args[1]); err != nil {
+			return err
+		}
 	}
 	if format := cfg.GetString("format"); !slices.Contains([]string{"mermaid", "dot", "svg"}, format) {
 		return usageError{fmt.Errorf("--format %q: want mermaid, dot or svg", format)}
