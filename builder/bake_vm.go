@@ -154,6 +154,9 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 		{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
 	}
 	if !b.opts.NoBootTuning {
+		for _, f := range tuningFiles() {
+			files = append(files, recipes.PlanFile{Path: f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
+		}
 		// Staged: bake-finish installs them only where the network stage is
 		// the classic `cloud-init init` unit they were written for.
 		for _, f := range networkStageFiles() {

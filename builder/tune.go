@@ -133,6 +133,9 @@ var tuningMasks = []string{
 	// pstore) are not loaded up front.
 	"sys-kernel-debug.mount", "sys-kernel-tracing.mount", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
 	"modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service", "modprobe@fuse.service",
+	// configfs serves USB gadgets and storage targets, not a server VM: a
+	// unit and a mount fewer (modprobe configfs still works).
+	"sys-kernel-config.mount", "modprobe@configfs.service",
 }
 
 // generatorMasks are systemd generators boot-time tuning masks. systemd
@@ -141,7 +144,31 @@ var tuningMasks = []string{
 // of a small VM's boot before any unit starts — to offer SSH over vsock and
 // a local AF_UNIX socket, which kiln's images do not use (their SSH is on
 // the network, per the seed).
-var generatorMasks = []string{"systemd-ssh-generator"}
+//
+// Each generator is a process PID1 waits for before it starts any unit
+// (0.2–1.5 s each on a small TCG guest). Also masked, as they cannot apply
+// to a kiln image: the TPM2 generator (it only orders units that unlock
+// disks with a TPM, and kiln images have no encrypted volumes), hibernate
+// resume (a VM is not hibernated from inside) and offline system updates
+// (PackageKit's, not apt's).
+var generatorMasks = []string{"systemd-ssh-generator", "systemd-tpm2-generator", "systemd-hibernate-resume-generator", "systemd-system-update-generator"}
+
+// tuningFiles are files boot-time tuning writes on every image, offline or
+// VM bake.
+func tuningFiles() []treeFile {
+	return []treeFile{
+		// A guest's CPU flags make udev load KVM for nested virtualization
+		// at every boot: the largest modules a VM loads, decompressed and
+		// signature-checked before the boot can go on. A blacklist only
+		// stops loading by alias; `modprobe kvm_intel` (or removing this
+		// file in the recipe) still gives a guest nested virtualization.
+		{"/etc/modprobe.d/kiln-tuning.conf", "# Written by kiln: boot-time tuning. Remove to load KVM at boot for nested virtualization.\nblacklist kvm_intel\nblacklist kvm_amd\nblacklist kvm\n", 0o644},
+		// No multicast name resolution on a server: LLMNR and mDNS answer
+		// and probe on every link (CPU at boot), and LLMNR answers are
+		// spoofable on a shared network.
+		{"/etc/systemd/resolved.conf.d/50-kiln.conf", "# Written by kiln: boot-time tuning.\n[Resolve]\nLLMNR=no\nMulticastDNS=no\n", 0o644},
+	}
+}
 
 // treeFile is a file tuneImage writes, owned by root.
 type treeFile struct {
@@ -200,6 +227,7 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool, layout 
 		files = append(files, networkStageFiles()...)
 	}
 	if bootTuning {
+		files = append(files, tuningFiles()...)
 		files = append(files, growRootFiles()...)
 		links = append(links, unitLink{"/etc/systemd/system/kiln-grow-root.service", "/etc/systemd/system/sysinit.target.wants/kiln-grow-root.service"})
 	}

@@ -127,8 +127,13 @@ func TestTuneImageSingleProcessStages(t *testing.T) {
 					t.Errorf("%s has a drop-in", unit)
 				}
 			}
-			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system-generators/systemd-ssh-generator")); err != nil || target != "/dev/null" {
-				t.Errorf("systemd-ssh-generator not masked: %q %v", target, err)
+			for _, g := range []string{"systemd-ssh-generator", "systemd-tpm2-generator"} {
+				if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system-generators", g)); err != nil || target != "/dev/null" {
+					t.Errorf("%s not masked: %q %v", g, target, err)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(r.dir, "etc/modprobe.d/kiln-tuning.conf")); err != nil || !strings.Contains(string(b), "blacklist kvm_intel\n") {
+				t.Errorf("KVM not kept from loading at boot: %q %v", b, err)
 			}
 			// The rest of the tuning still applies.
 			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/systemd-binfmt.service")); err != nil || target != "/dev/null" {

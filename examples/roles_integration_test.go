@@ -171,6 +171,9 @@ roles:
 		if err := noFirstBootWork(ctx, g); err != nil {
 			return err
 		}
+		if err := bootTuningApplied(ctx, g); err != nil {
+			return err
+		}
 		if err := appRestarts(ctx, g); err != nil {
 			return fmt.Errorf("app-host: %w", err)
 		}
@@ -215,7 +218,12 @@ func TestMultiRoleOnBookworm(t *testing.T) {
 			t.Fatal(err)
 		}
 		release = m.OS.Release
-	}, imagetest.Options{Inspect: noFirstBootWork})
+	}, imagetest.Options{Inspect: func(ctx context.Context, g *imagetest.Guest) error {
+		if err := noFirstBootWork(ctx, g); err != nil {
+			return err
+		}
+		return bootTuningApplied(ctx, g)
+	}})
 	if release != "bookworm" {
 		t.Fatalf("the image's release is %q", release)
 	}
@@ -253,6 +261,25 @@ func noFirstBootWork(ctx context.Context, g *imagetest.Guest) error {
 	}
 	if len(ran) > 0 {
 		return fmt.Errorf("first boot ran work the bake should have done: %s", strings.Join(ran, ", "))
+	}
+	return nil
+}
+
+// bootTuningApplied: KVM was not loaded for nested virtualization, and
+// systemd-resolved does no multicast name resolution (kiln's boot tuning).
+func bootTuningApplied(ctx context.Context, g *imagetest.Guest) error {
+	if out, err := mustExec(ctx, g, "ls /sys/module | grep -x -e kvm -e kvm_amd -e kvm_intel || true"); err != nil || strings.TrimSpace(out) != "" {
+		return fmt.Errorf("KVM modules loaded at boot: %q %v", out, err)
+	}
+	// The global setting: a link's line shows its own (networkd's) setting,
+	// which systemd 252 prints as +LLMNR although the global "no" wins.
+	out, err := mustExec(ctx, g, "resolvectl status")
+	if err != nil {
+		return err
+	}
+	global, _, _ := strings.Cut(out, "\nLink ")
+	if !strings.Contains(global, "-LLMNR") || !strings.Contains(global, "-mDNS") {
+		return fmt.Errorf("systemd-resolved still does LLMNR or mDNS:\n%s", out)
 	}
 	return nil
 }
