@@ -1,0 +1,14 @@
+package repair
+
+import (
+	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
+)
+
+// repair is a decision with no I/O: the standard library and the health
+// model only (the controller, above it, observes and repairs).
+func TestDepcheck(t *testing.T) {
+	testutil.CheckImports(t, "deploy/health")
+	testutil.CheckExternalImports(t, nil, nil)
+}
