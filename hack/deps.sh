@@ -12,6 +12,7 @@ postgresql-client
 procps
 tar
 util-linux
+chromium
 cloud-image-utils
 cloud-init
 dnsmasq-base
@@ -25,6 +26,7 @@ graphviz
 grub-efi-amd64-bin
 grub-pc-bin
 grub2-common
+haproxy
 iproute2
 iptables
 libvirt-clients
