@@ -13,13 +13,15 @@ import (
 )
 
 // deploy sits above recipes, registry, manifest, seed and iso, and below
-// cmd: it may use those, what they use, and internal helpers; never builder (the
-// bake pipeline) nor cmd.
+// cmd: it may use those, what they use, internal helpers, and the pure
+// decision packages under it (health, autoscale, upgrade, repair: the
+// fleet file holds their settings); never builder (the bake pipeline), cmd,
+// nor the packages that sit above it (view, controller).
 func TestDepcheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("depcheck skipped with -short")
 	}
-	var allowed []string
+	allowed := []string{"deploy/health", "deploy/autoscale", "deploy/upgrade", "deploy/repair"}
 	for _, args := range [][]string{
 		{"list", "-deps", "-f", "{{.ImportPath}}", "../recipes", "../registry", "../manifest", "../seed", "../iso"},
 		{"list", "-f", "{{.ImportPath}}", "../internal/..."}, // internal packages themselves, not what they use

@@ -90,10 +90,29 @@ func Resolve(ctx context.Context, s *Set, c *registry.Client, cacheDir string) (
 // Desired lists the instances the set wants, placed, each with its seed.
 // Secrets in the recipe's boot section are resolved here, from the
 // environment or files, and go only into the seed volumes.
-func (r *Resolved) Desired() ([]Desired, error) {
+//
+// actual are the instances the hosts hold (any set's): the set's existing
+// ordinals are kept (Spread.PlaceKeeping).
+func (r *Resolved) Desired(actual []Instance) ([]Desired, error) {
+	s := r.Set
+	var existing, protected []int
+	for _, a := range actual {
+		if o, ok := ParseInstanceName(s.Name, a.Name); ok && a.Meta.Set == s.Name && a.State != Partial {
+			existing = append(existing, o)
+			if a.Meta.Protection().ScaleIn {
+				protected = append(protected, o)
+			}
+		}
+	}
+	return r.DesiredAt(s.Spread().PlaceKeeping(s.Capacity, existing, protected))
+}
+
+// DesiredAt makes the instances of the given placements, each with its
+// seed: a surge instance's, or one being replaced.
+func (r *Resolved) DesiredAt(placements []Placement) ([]Desired, error) {
 	s := r.Set
 	var out []Desired
-	for _, p := range s.Placements() {
+	for _, p := range placements {
 		sd, err := s.Recipe.Seed(recipes.Instance{Name: p.Name, Index: p.Ordinal}, recipes.StageBoot, s.Recipe.Recipe.EnvResolver())
 		if err != nil {
 			return nil, err

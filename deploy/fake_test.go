@@ -86,3 +86,19 @@ func (f *fakeHost) Delete(ctx context.Context, name string) error {
 func (f *fakeHost) Console(ctx context.Context, name string, offset int64, w io.Writer) (int64, error) {
 	return offset, nil
 }
+
+func (f *fakeHost) Stats(ctx context.Context, name string) (Stats, error) {
+	return Stats{VCPUs: 1}, nil
+}
+
+func (f *fakeHost) Protect(ctx context.Context, name string, p Protection) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.domains[name]
+	if !ok {
+		return errors.New("no domain " + name)
+	}
+	d.Meta.Protect = p.String()
+	f.domains[name] = d
+	return nil
+}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kiln-project/kiln/deploy/repair"
+	"github.com/kiln-project/kiln/deploy/upgrade"
 	"github.com/kiln-project/kiln/internal/lazyre"
 	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
@@ -106,6 +108,13 @@ type Set struct {
 	UpdateDomains int
 	Hosts         []string // libvirt URIs
 
+	// What `kiln deploy run` does with the set: probe, balance, scale.
+	Health       Health
+	LoadBalancer BalancerConfig
+	Autoscale    Autoscale
+	Upgrade      upgrade.Policy
+	Repairs      repair.Policy
+
 	pos recipes.Positions // where each field was written, for errors found later
 }
 
@@ -149,18 +158,23 @@ func (s *Set) Position(path string) recipes.Pos { return s.pos.Of(path) }
 
 // setSpec is a set as written: pointers tell unset from zero.
 type setSpec struct {
-	APIVersion    string      `yaml:"apiVersion" doc:"fleet format version; kiln/v1"`
-	Kind          string      `yaml:"kind" doc:"ScaleSet or AvailabilitySet"`
-	Name          string      `yaml:"name" doc:"set name, a DNS label of at most 60 characters; instances are NAME-0, NAME-1, ..."`
-	Image         string      `yaml:"image" doc:"oci://REGISTRY/REPO:TAG (or @sha256:...), oci:DIR:TAG for an OCI layout directory, or ./image.qcow2 with its .manifest.json beside it; paths are relative to the fleet file"`
-	Recipe        string      `yaml:"recipe" doc:"recipe whose boot section makes each instance's seed; relative to the fleet file"`
-	Capacity      *int        `yaml:"capacity" doc:"number of instances: ScaleSet 0-100, AvailabilitySet 1-100; default 1"`
-	Size          sizeSpec    `yaml:"size" doc:"virtual hardware of each instance"`
-	Firmware      string      `yaml:"firmware" doc:"bios or uefi; default the first the image's manifest lists"`
-	Network       networkSpec `yaml:"network" doc:"how instances are connected"`
-	FaultDomains  *int        `yaml:"faultDomains" doc:"AvailabilitySet 1-3 (default 3), ScaleSet 1-5 (default 1); with several hosts, one per host"`
-	UpdateDomains *int        `yaml:"updateDomains" doc:"1-20, default 5: upgrades and maintenance walk one at a time"`
-	Hosts         []string    `yaml:"hosts" doc:"libvirt URIs: qemu:///system (default), qemu:///session, qemu+unix:///system?socket=PATH, qemu+ssh://[USER@]HOST/system, qemu+tcp://HOST/system; with several, a fault domain is a host"`
+	APIVersion    string            `yaml:"apiVersion" doc:"fleet format version; kiln/v1"`
+	Kind          string            `yaml:"kind" doc:"ScaleSet or AvailabilitySet"`
+	Name          string            `yaml:"name" doc:"set name, a DNS label of at most 60 characters; instances are NAME-0, NAME-1, ..."`
+	Image         string            `yaml:"image" doc:"oci://REGISTRY/REPO:TAG (or @sha256:...), oci:DIR:TAG for an OCI layout directory, or ./image.qcow2 with its .manifest.json beside it; paths are relative to the fleet file"`
+	Recipe        string            `yaml:"recipe" doc:"recipe whose boot section makes each instance's seed; relative to the fleet file"`
+	Capacity      *int              `yaml:"capacity" doc:"number of instances: ScaleSet 0-100, AvailabilitySet 1-100; default 1"`
+	Size          sizeSpec          `yaml:"size" doc:"virtual hardware of each instance"`
+	Firmware      string            `yaml:"firmware" doc:"bios or uefi; default the first the image's manifest lists"`
+	Network       networkSpec       `yaml:"network" doc:"how instances are connected"`
+	FaultDomains  *int              `yaml:"faultDomains" doc:"AvailabilitySet 1-3 (default 3), ScaleSet 1-5 (default 1); with several hosts, one per host"`
+	UpdateDomains *int              `yaml:"updateDomains" doc:"1-20, default 5: upgrades and maintenance walk one at a time"`
+	Hosts         []string          `yaml:"hosts" doc:"libvirt URIs: qemu:///system (default), qemu:///session, qemu+unix:///system?socket=PATH, qemu+ssh://[USER@]HOST/system, qemu+tcp://HOST/system; with several, a fault domain is a host"`
+	Health        healthSpec        `yaml:"health" doc:"how kiln deploy run probes each instance"`
+	LoadBalancer  loadBalancerSpec  `yaml:"loadBalancer" doc:"a HAProxy on this host in front of the set's healthy instances"`
+	Autoscale     autoscaleSpec     `yaml:"autoscale" doc:"capacity from metrics (ScaleSet): minimum, maximum, default, rules"`
+	UpgradePolicy upgradePolicySpec `yaml:"upgradePolicy" doc:"how instances move to a new image: mode and rollingUpgradePolicy"`
+	Repairs       repairsSpec       `yaml:"automaticRepairs" doc:"what happens to an instance unhealthy past a grace period"`
 }
 
 type sizeSpec struct {
@@ -308,6 +322,12 @@ func (c *checker) set(sp *setSpec, pos recipes.Positions) *Set {
 		s.UpdateDomains = *ud
 	}
 	s.Network = c.network(&sp.Network, s.Recipe, pos)
+	s.Health = c.health(&sp.Health, s.Recipe, pos)
+	s.LoadBalancer = c.loadBalancer(&sp.LoadBalancer, s.Health, pos)
+	s.Autoscale = c.autoscale(&sp.Autoscale, s.Kind, s.Capacity, pos)
+	s.Upgrade = c.upgradePolicy(&sp.UpgradePolicy, pos)
+	s.Repairs = c.repairs(&sp.Repairs, s.Health, pos)
+	c.reachable(s, sp.Health.Probe != nil || sp.Health.Interval != nil, pos)
 	if s.Recipe != nil && setNameRE.MatchString(s.Name) {
 		c.hostnames(s, pos)
 	}

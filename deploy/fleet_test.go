@@ -8,7 +8,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kiln-project/kiln/deploy/autoscale"
+	"github.com/kiln-project/kiln/deploy/health"
+	"github.com/kiln-project/kiln/deploy/repair"
+	"github.com/kiln-project/kiln/deploy/upgrade"
 	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -245,18 +250,7 @@ func TestLoadFleetErrors(t *testing.T) {
 			`fleet.yaml:6:1: YAML syntax: did not find expected ',' or ']'; this document was not checked: fix the syntax error first`,
 			`fleet.yaml:13:11: capacity: capacity must be 0-100, got -1`}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			workdir(t)
-			write(t, "fleet.yaml", c.fleet)
-			_, err := LoadFleet("fleet.yaml")
-			var el recipes.ErrorList
-			if !errors.As(err, &el) {
-				t.Fatalf("want a recipes.ErrorList, got %T: %v", err, err)
-			}
-			if got := el.Error(); got != strings.Join(c.want, "\n") {
-				t.Errorf("got:\n%s\nwant:\n%s", got, strings.Join(c.want, "\n"))
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { wantFleetErrors(t, c.fleet, c.want) })
 	}
 }
 
@@ -391,5 +385,133 @@ func checkFleetError(t *testing.T, err error, file string, data []byte) {
 		case e.Pos.File == file && e.Pos.Line > lines:
 			t.Fatalf("error at line %d of a %d-line input: %q", e.Pos.Line, lines, e.Error())
 		}
+	}
+}
+
+// TestLoadFleetOperations: health, load balancer and autoscale, with their
+// defaults taken from the recipe's checks.
+func TestLoadFleetOperations(t *testing.T) {
+	workdir(t)
+	write(t, "fleet.yaml", `apiVersion: kiln/v1
+kind: ScaleSet
+name: web
+image: ./web.qcow2
+recipe: ./web.yaml
+capacity: 2
+loadBalancer: {listen: 127.0.0.1:8080}
+upgradePolicy:
+  mode: Rolling
+  rollingUpgradePolicy: {maxBatchInstancePercent: 20, maxUnhealthyUpgradedInstancePercent: 0, maxSurge: true}
+automaticRepairs: {enabled: true, gracePeriod: 30s}
+autoscale:
+  minimum: 1
+  maximum: 4
+  interval: 10s
+  metrics:
+    queue: {port: 9100, path: /queue}
+  rules:
+    - {metric: cpu, timeWindow: 1m, operator: ">", threshold: 70, direction: out}
+    - {metric: queue, statistic: max, timeWindow: 1m, operator: "<", threshold: 5, direction: in, action: {type: percentChange, value: 50}, cooldown: 30s}
+---
+apiVersion: kiln/v1
+kind: AvailabilitySet
+name: db
+image: ./web.qcow2
+recipe: ./web.yaml
+health:
+  probe: {tcp: {port: 5432}}
+  interval: 2s
+  probes: 3
+  gracePeriod: 1m
+`)
+	f, err := LoadFleet("fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, db := f.Sets[0], f.Sets[1]
+	if h := web.Health; h.Probe.HTTP == nil || *h.Probe.HTTP != (health.HTTPProbe{Port: 8080, Path: "/healthz", Status: 200}) ||
+		h.From != "checks[0]" || h.Config != (health.Config{Interval: 5 * time.Second, Probes: 2, GracePeriod: 10 * time.Second}) {
+		t.Errorf("web's probe comes from the recipe's first HTTP check, with the defaults: %+v %+v", h, h.Probe.HTTP)
+	}
+	if web.LoadBalancer != (BalancerConfig{Listen: "127.0.0.1:8080", Port: 8080, Balance: RoundRobin}) {
+		t.Errorf("web's load balancer: %+v", web.LoadBalancer)
+	}
+	a := web.Autoscale
+	if !a.Enabled() || a.Interval != 10*time.Second || a.Profile.Minimum != 1 || a.Profile.Maximum != 4 || a.Profile.Default != 1 ||
+		len(a.Profile.Rules) != 2 || a.Metrics["queue"] != (health.HTTPProbe{Port: 9100, Path: "/queue", Status: 200}) {
+		t.Fatalf("web's autoscale: %+v", a)
+	}
+	out, in := a.Profile.Rules[0], a.Profile.Rules[1]
+	if out.Statistic != autoscale.Average || out.Action != (autoscale.Action{Type: autoscale.ChangeCount, Value: 1}) || out.Cooldown != DefaultCooldown || out.Direction != autoscale.ScaleOut {
+		t.Errorf("rule defaults: %+v", out)
+	}
+	if in.Statistic != autoscale.Max || in.Action != (autoscale.Action{Type: autoscale.PercentChange, Value: 50}) || in.Cooldown != 30*time.Second || in.Operator != autoscale.Less {
+		t.Errorf("rule as written: %+v", in)
+	}
+	if h := db.Health; h.Probe.TCP == nil || h.Probe.TCP.Port != 5432 || h.From != "health.probe" ||
+		h.Config != (health.Config{Interval: 2 * time.Second, Probes: 3, GracePeriod: time.Minute}) {
+		t.Errorf("db's probe as written: %+v", h)
+	}
+	if web.Upgrade != (upgrade.Policy{Mode: upgrade.Rolling, MaxBatchInstancePercent: 20, MaxUnhealthyInstancePercent: 20, MaxSurge: true}) {
+		t.Errorf("web's upgrade policy (a written 0 is kept): %+v", web.Upgrade)
+	}
+	if web.Repairs != (repair.Policy{Enabled: true, GracePeriod: 30 * time.Second, Action: repair.Replace}) {
+		t.Errorf("web's repairs: %+v", web.Repairs)
+	}
+	if db.Upgrade.Mode != upgrade.Manual || db.Upgrade.MaxUnhealthyUpgradedInstancePercent != 20 || db.Repairs.Enabled {
+		t.Errorf("db's defaults: %+v %+v", db.Upgrade, db.Repairs)
+	}
+	if db.LoadBalancer.Enabled() || db.Autoscale.Enabled() {
+		t.Errorf("db has neither load balancer nor autoscale: %+v %+v", db.LoadBalancer, db.Autoscale)
+	}
+}
+
+func TestLoadFleetOperationsErrors(t *testing.T) {
+	set := header + "kind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\n" // lines 1-5
+	as := strings.Replace(set, "ScaleSet", "AvailabilitySet", 1)
+	for _, c := range []struct {
+		name, fleet string
+		want        []string
+	}{
+		{"bad probe", set + "health: {probe: {http: {port: 0, path: healthz}}, interval: 90s, probes: 0}\n", []string{
+			`fleet.yaml:6:31: health.probe.http.port: port must be 1-65535, got 0`,
+			`fleet.yaml:6:40: health.probe.http.path: path must start with / and hold no spaces, got "healthz"`,
+			`fleet.yaml:6:61: health.interval: interval must be 1s-1m0s, got 1m30s`,
+			`fleet.yaml:6:74: health.probes: probes must be 1-24, got 0`}},
+		{"load balancer", set + "loadBalancer: {listen: localhost:80, balance: random}\n", []string{
+			`fleet.yaml:6:24: loadBalancer.listen: listen must be IP:PORT, like 127.0.0.1:8080, got "localhost:80"`,
+			`fleet.yaml:6:47: loadBalancer.balance: unknown balance "random" (want roundrobin or leastconn)`}},
+		{"load balancer without listen", set + "loadBalancer: {port: 80}\n", []string{
+			`fleet.yaml:6:15: loadBalancer: a load balancer needs listen: HOST:PORT (127.0.0.1:8080)`}},
+		{"autoscale", set + "capacity: 9\nautoscale:\n  minimum: 1\n  maximum: 5\n  rules:\n  - {metric: disk, timeWindow: 1m, operator: '>', threshold: x, direction: up}\n", []string{
+			`fleet.yaml:6:11: capacity: capacity 9 is outside autoscale's minimum and maximum (1-5)`,
+			`fleet.yaml:11:14: autoscale.rules[0].metric: unknown metric "disk": cpu, or a name under autoscale.metrics`,
+			`fleet.yaml:11:62: autoscale.rules[0].threshold: expected a number, got "x"`,
+			`fleet.yaml:11:76: autoscale.rules[0].direction: unknown direction "up" (want out or in)`}},
+		{"upgrade and repairs", set + "upgradePolicy: {mode: rolling, rollingUpgradePolicy: {maxBatchInstancePercent: 50}}\nautomaticRepairs: {enabled: true, repairAction: Rebuild}\n", []string{
+			`fleet.yaml:6:23: upgradePolicy.mode: unknown mode "rolling" (did you mean Rolling?)`,
+			`fleet.yaml:6:80: upgradePolicy.rollingUpgradePolicy.maxBatchInstancePercent: maxBatchInstancePercent 50 is above maxUnhealthyInstancePercent 20: a batch that large would breach it by itself (raise maxUnhealthyInstancePercent or lower maxBatchInstancePercent)`,
+			`fleet.yaml:7:49: automaticRepairs.repairAction: unknown repairAction "Rebuild" (want Replace, Restart or Reimage)`}},
+		{"a balancer cannot reach a remote host's loopback", set + "loadBalancer: {listen: 127.0.0.1:80}\nhosts: [qemu:///system, qemu+tcp://127.0.0.1:1600/system, qemu+ssh://h2.example.com/system]\n", []string{
+			`fleet.yaml:7:59: hosts[2]: loadBalancer: instances on qemu+ssh://h2.example.com/system forward their ports on its own 127.0.0.1 (user networking), which this host cannot probe or balance; use network: {mode: network, name: ...} with addresses this host reaches, or local hosts only`}},
+		{"autoscale of an availability set", as + "autoscale: {minimum: 1, maximum: 3}\n", []string{
+			`fleet.yaml:6:12: autoscale: an availability set does not autoscale: its instances are placed by hand (use kind: ScaleSet)`}},
+	} {
+		t.Run(c.name, func(t *testing.T) { wantFleetErrors(t, c.fleet, c.want) })
+	}
+}
+
+// wantFleetErrors loads fleet as fleet.yaml and wants exactly these errors.
+func wantFleetErrors(t *testing.T, fleet string, want []string) {
+	t.Helper()
+	workdir(t)
+	write(t, "fleet.yaml", fleet)
+	_, err := LoadFleet("fleet.yaml")
+	var el recipes.ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("want a recipes.ErrorList, got %T: %v", err, err)
+	}
+	if got := el.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 }

@@ -94,7 +94,7 @@ func hostile() Topology {
 			LoadBalancer: &LoadBalancer{Address: "127.0.0.1:8080"},
 			Instances: []TopologyInstance{
 				{Name: "w\\N-0 } subgraph", Host: `qemu+ssh://h/system?socket=/a "b"\c`, Status: StatusHealthy, Ports: []Forward{{HostPort: 40001, GuestPort: 80}}},
-				{Name: "w-1 ü", FaultDomain: 1, Host: "elsewhere", Status: "rebooting", IP: "10.0.0.7"},
+				{Name: "w-1 ü", FaultDomain: 1, Host: "elsewhere", Status: "rebooting", IP: "198.51.100.7"},
 				{Name: "w-2", Host: "", Status: StatusCrashed},
 			},
 		}},
@@ -110,7 +110,7 @@ func TestMermaidEscapes(t *testing.T) {
 	}
 	for _, want := range []string{
 		`s0i0["w#92;N-0 #125; subgraph<br/>update domain 0, healthy<br/>guest 80 at 127.0.0.1:40001"]`,
-		`s0i1["w-1 #252;<br/>update domain 0, rebooting<br/>10.0.0.7"]`,
+		`s0i1["w-1 #252;<br/>update domain 0, rebooting<br/>198.51.100.7"]`,
 		`lb0(["load balancer<br/>127.0.0.1:8080"]) --> s0`,
 		`subgraph h2["elsewhere"]`, `subgraph h3["no host"]`, `h1none["no instances"]`,
 		"sha256:012345678901<br/>",
@@ -135,7 +135,7 @@ func TestDOTEscapes(t *testing.T) {
 		`label="we\"b]<br/>#quot;&amp;amp;end: fault domain 0";`,
 		`label="qemu+ssh://h/system?socket=/a \"b\"\\c";`,
 		`"s0i0" [label="w\\N-0 } subgraph\nupdate domain 0, healthy\nguest 80 at 127.0.0.1:40001", fillcolor="#c7f0c2"];`,
-		`"s0i1" [label="w-1 ü\nupdate domain 0, rebooting\n10.0.0.7"];`,
+		`"s0i1" [label="w-1 ü\nupdate domain 0, rebooting\n198.51.100.7"];`,
 		`"lb0" -> "s0";`,
 	} {
 		if !strings.Contains(d, want) {

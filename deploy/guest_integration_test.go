@@ -219,7 +219,7 @@ func applyFleet(t *testing.T, d *testlibvirt.Daemon, fleet string) (*Libvirt, Ho
 	if err != nil {
 		t.Fatal(err)
 	}
-	desired, err := r.Desired()
+	desired, err := r.Desired(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

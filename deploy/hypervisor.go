@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"strings"
+	"time"
 )
 
 // MetadataNamespace is the XML namespace of kiln's element in a domain's
@@ -31,6 +33,43 @@ type Metadata struct {
 	// Ports are the forwards of user networking, "guest:host,…" on
 	// 127.0.0.1; chosen at creation, kept for the instance's life.
 	Ports string `xml:"ports,attr,omitempty" json:"-"`
+	// Protect is the instance's protection, set by `kiln deploy protect`:
+	// "scale-in", "scale-set-actions", both (comma-separated) or none.
+	Protect string `xml:"protect,attr,omitempty" json:"protect,omitempty"`
+}
+
+// Protection is what an instance is protected from (Azure's instance
+// protection): scale-in keeps it when the capacity falls (by hand or by
+// autoscale); scale-set actions keep upgrades and repairs away from it.
+type Protection struct {
+	ScaleIn         bool `json:"scaleIn"`
+	ScaleSetActions bool `json:"scaleSetActions"`
+}
+
+// Protection reads the instance's protection.
+func (m Metadata) Protection() Protection {
+	var p Protection
+	for _, w := range strings.Split(m.Protect, ",") {
+		switch w {
+		case "scale-in":
+			p.ScaleIn = true
+		case "scale-set-actions":
+			p.ScaleSetActions = true
+		}
+	}
+	return p
+}
+
+// String is the Protect attribute of p.
+func (p Protection) String() string {
+	var w []string
+	if p.ScaleIn {
+		w = append(w, "scale-in")
+	}
+	if p.ScaleSetActions {
+		w = append(w, "scale-set-actions")
+	}
+	return strings.Join(w, ",")
 }
 
 // State is a domain's run state as kiln reports it.
@@ -100,7 +139,31 @@ type Hypervisor interface {
 	// Delete stops and removes the instance's domain, overlay and seed.
 	// Deleting what is not there is no error.
 	Delete(ctx context.Context, name string) error
+	// Protect records the instance's protection in its metadata.
+	Protect(ctx context.Context, name string, p Protection) error
+	// Stats reads the instance's CPU use so far: autoscale's cpu metric is
+	// its growth over an interval.
+	Stats(ctx context.Context, name string) (Stats, error)
 	// Console writes the instance's serial log from byte offset on to w
 	// and returns the offset after it (to follow the log, call again).
 	Console(ctx context.Context, name string, offset int64, w io.Writer) (int64, error)
+}
+
+// Stats is an instance's use of its virtual hardware, as the hypervisor
+// counts it.
+type Stats struct {
+	// CPUTime is the CPU time all of its vCPUs used since it started.
+	CPUTime time.Duration
+	VCPUs   int
+}
+
+// CPUPercent is the percentage of its vCPUs an instance used between two
+// Stats taken wall apart: 0-100, or false when the two do not belong to
+// one run (the instance restarted in between) or wall is not positive.
+func CPUPercent(before, after Stats, wall time.Duration) (float64, bool) {
+	if wall <= 0 || after.VCPUs <= 0 || after.CPUTime < before.CPUTime {
+		return 0, false
+	}
+	p := 100 * float64(after.CPUTime-before.CPUTime) / (float64(wall) * float64(after.VCPUs))
+	return min(p, 100), true
 }

@@ -183,7 +183,10 @@ func (h *Libvirt) Instances(ctx context.Context) ([]Instance, int, error) {
 			return nil, 0, fmt.Errorf("%s: domain %s: kiln metadata: %w", h.uri, d.Name, err)
 		}
 		state, _, err := h.conn.DomainGetState(d, 0)
-		if err != nil {
+		switch {
+		case isNoDomain(err):
+			continue // deleted since it was listed (a controller replacing it): not there
+		case err != nil:
 			return nil, 0, fmt.Errorf("%s: domain %s: %w", h.uri, d.Name, err)
 		}
 		inst := Instance{Name: d.Name, Host: h.uri, State: stateOf(libvirt.DomainState(state)), Meta: m, Ports: m.portMap()}
@@ -534,12 +537,58 @@ func (h *Libvirt) Restart(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", h.uri, name, err)
 	}
-	if state, _, err := h.conn.DomainGetState(d, 0); err == nil && stateOf(libvirt.DomainState(state)) == Running {
+	if state, _, err := h.conn.DomainGetState(d, 0); err == nil && stateOf(libvirt.DomainState(state)) != Stopped {
+		// Running, paused or crashed: a new QEMU process either way.
 		if err := h.conn.DomainDestroy(d); err != nil {
 			return fmt.Errorf("%s: stop %s: %w", h.uri, name, err)
 		}
 	}
 	return h.conn.DomainCreate(d)
+}
+
+// Protect rewrites kiln's metadata element of the domain with the
+// protection, in its persistent definition and, when it runs, live.
+func (h *Libvirt) Protect(ctx context.Context, name string, p Protection) error {
+	d, err := h.conn.DomainLookupByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", h.uri, name, err)
+	}
+	raw, err := h.conn.DomainGetMetadata(d, int32(libvirt.DomainMetadataElement), libvirt.OptString{MetadataNamespace}, libvirt.DomainAffectConfig)
+	if err != nil {
+		return fmt.Errorf("%s: %s has no kiln metadata: %w", h.uri, name, err)
+	}
+	var m Metadata
+	dec := xml.NewDecoder(strings.NewReader(raw))
+	dec.DefaultSpace = MetadataNamespace
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("%s: %s: kiln metadata: %w", h.uri, name, err)
+	}
+	m.Protect = p.String()
+	out, err := xml.Marshal(m)
+	if err != nil {
+		return err
+	}
+	flags := libvirt.DomainAffectConfig
+	if state, _, err := h.conn.DomainGetState(d, 0); err == nil && stateOf(libvirt.DomainState(state)) != Stopped {
+		flags |= libvirt.DomainAffectLive
+	}
+	if err := h.conn.DomainSetMetadata(d, int32(libvirt.DomainMetadataElement), libvirt.OptString{string(out)}, libvirt.OptString{"kiln"}, libvirt.OptString{MetadataNamespace}, flags); err != nil {
+		return fmt.Errorf("%s: protect %s: %w", h.uri, name, err)
+	}
+	return nil
+}
+
+// Stats reads the domain's CPU time (all vCPUs) from libvirt.
+func (h *Libvirt) Stats(ctx context.Context, name string) (Stats, error) {
+	d, err := h.conn.DomainLookupByName(name)
+	if err != nil {
+		return Stats{}, fmt.Errorf("%s: %s: %w", h.uri, name, err)
+	}
+	_, _, _, vcpus, cpuTime, err := h.conn.DomainGetInfo(d)
+	if err != nil {
+		return Stats{}, fmt.Errorf("%s: stats of %s: %w", h.uri, name, err)
+	}
+	return Stats{CPUTime: time.Duration(cpuTime), VCPUs: int(vcpus)}, nil
 }
 
 // Delete removes an instance: its domain (stopped first) and its volumes.

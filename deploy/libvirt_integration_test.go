@@ -175,6 +175,26 @@ func TestLibvirtApply(t *testing.T) {
 	if info, err := os.Stat(basePath); err != nil || info.Size() != whole.Size() {
 		t.Errorf("the cut-short base was not uploaded again: %v %v", info, err)
 	}
+	// Protection is kept in the domain's metadata, live and persistent,
+	// and changes neither its spec nor the plan; CPU time is read.
+	if err := h.Protect(ctx, "web-1", Protection{ScaleIn: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := h.Instances(ctx); got[1].Meta.Protection() != (Protection{ScaleIn: true}) || got[0].Meta.Protection() != (Protection{}) {
+		t.Errorf("protection read back: %+v %+v", got[0].Meta, got[1].Meta)
+	}
+	if x := virsh(t, d.URI, "dumpxml", "--inactive", "web-1"); !strings.Contains(x, `protect="scale-in"`) {
+		t.Errorf("the persistent definition lacks the protection:\n%s", x)
+	}
+	if plan, err := Apply(ctx, hosts, []string{"web"}, blankDesired("web", 2, base, h.URI()), ApplyOptions{}); err != nil || plan.Pending() {
+		t.Errorf("protection changed the plan: %+v %v", plan, err)
+	}
+	if st, err := h.Stats(ctx, "web-1"); err != nil || st.VCPUs != 1 || st.CPUTime <= 0 {
+		t.Errorf("stats: %+v %v", st, err)
+	}
+	if err := h.Protect(ctx, "web-1", Protection{}); err != nil {
+		t.Fatal(err)
+	}
 	// Capacity 0: no domain, overlay or seed of the set is left.
 	if _, err := Apply(ctx, hosts, []string{"web"}, nil, ApplyOptions{}); err != nil {
 		t.Fatal(err)

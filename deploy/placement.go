@@ -71,6 +71,71 @@ func (sp Spread) Place(ordinal int) Placement {
 	return p
 }
 
+// PlaceKeeping places capacity instances keeping the ordinals that exist:
+// the lowest capacity of them stay (scale-in removes the highest first),
+// and the lowest free ordinals fill what is missing. Without gaps this is
+// PlaceAll; a surge upgrade leaves gaps (its new instance has an ordinal
+// beyond the capacity, in the domains of the one it replaced), and keeping
+// them spares the set a needless replacement.
+//
+// Ordinals in protected (instances protected from scale-in) always stay,
+// even beyond the capacity; the others are removed highest first.
+func (sp Spread) PlaceKeeping(capacity int, existing, protected []int) []Placement {
+	all := slices.Clone(existing)
+	slices.Sort(all)
+	all = slices.Compact(all)
+	all = slices.DeleteFunc(all, func(o int) bool { return o < 0 })
+	var keep []int
+	for _, o := range all {
+		if slices.Contains(protected, o) {
+			keep = append(keep, o)
+		}
+	}
+	for _, o := range all {
+		if len(keep) >= capacity {
+			break
+		}
+		if !slices.Contains(keep, o) {
+			keep = append(keep, o)
+		}
+	}
+	have := map[int]bool{}
+	for _, o := range keep {
+		have[o] = true
+	}
+	for o := 0; len(keep) < capacity; o++ {
+		if !have[o] {
+			keep = append(keep, o)
+		}
+	}
+	slices.Sort(keep)
+	out := make([]Placement, 0, len(keep))
+	for _, o := range keep {
+		out = append(out, sp.Place(o))
+	}
+	return out
+}
+
+// SurgeOrdinal is the ordinal of an instance made beside ordinal during a
+// surge upgrade: the lowest unused one at or above capacity that lands in
+// the same fault and update domains.
+func (sp Spread) SurgeOrdinal(ordinal, capacity int, used []int) int {
+	fds, uds := max(sp.FaultDomains, 1), max(sp.UpdateDomains, 1)
+	step := fds * uds / gcd(fds, uds)
+	o := ordinal
+	for o < capacity || slices.Contains(used, o) {
+		o += step
+	}
+	return o
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // PlaceAll places ordinals 0 to capacity-1.
 func (sp Spread) PlaceAll(capacity int) []Placement {
 	out := make([]Placement, 0, max(capacity, 0))

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestFaultDomainCount(t *testing.T) {
@@ -220,5 +221,85 @@ func TestInstanceNames(t *testing.T) {
 	// A set named like another's instance keeps its own instances apart.
 	if o, ok := ParseInstanceName("web-1", "web-1-0"); !ok || o != 0 {
 		t.Errorf("web-1-0 is instance 0 of web-1: %d, %v", o, ok)
+	}
+}
+
+func TestPlaceKeeping(t *testing.T) {
+	sp := Spread{Set: "web", FaultDomains: 1, UpdateDomains: 5}
+	ordinals := func(ps []Placement) []int {
+		var out []int
+		for _, p := range ps {
+			out = append(out, p.Ordinal)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name      string
+		capacity  int
+		existing  []int
+		want      []int
+		protected []int
+	}{
+		{"none yet", 3, nil, []int{0, 1, 2}, nil},
+		{"no gaps is PlaceAll", 3, []int{2, 0, 1}, []int{0, 1, 2}, nil},
+		{"a surge's gap is kept", 4, []int{1, 2, 3, 5}, []int{1, 2, 3, 5}, nil},
+		{"scale out fills the lowest free", 5, []int{1, 2, 3, 5}, []int{0, 1, 2, 3, 5}, nil},
+		{"scale in drops the highest", 3, []int{1, 2, 3, 5}, []int{1, 2, 3}, nil},
+		{"duplicates and negatives", 2, []int{4, 4, -1}, []int{0, 4}, nil},
+		{"zero", 0, []int{1, 2}, nil, nil},
+		{"scale in keeps the protected", 2, []int{0, 1, 2, 3}, []int{0, 3}, []int{3}},
+		{"protected beyond the capacity stay", 1, []int{0, 1, 2}, []int{1, 2}, []int{1, 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := sp.PlaceKeeping(c.capacity, c.existing, c.protected)
+			if !reflect.DeepEqual(ordinals(got), c.want) {
+				t.Errorf("got %v, want %v", ordinals(got), c.want)
+			}
+			for _, p := range got {
+				if p != sp.Place(p.Ordinal) {
+					t.Errorf("%s placed %+v, not as Place would", p.Name, p)
+				}
+			}
+		})
+	}
+}
+
+func TestSurgeOrdinal(t *testing.T) {
+	for _, c := range []struct {
+		sp                Spread
+		ordinal, capacity int
+		used              []int
+		want              int
+	}{
+		{Spread{FaultDomains: 1, UpdateDomains: 5}, 0, 4, nil, 5},
+		{Spread{FaultDomains: 1, UpdateDomains: 5}, 0, 4, []int{5}, 10},
+		{Spread{FaultDomains: 3, UpdateDomains: 2}, 1, 4, nil, 7},
+		{Spread{FaultDomains: 2, UpdateDomains: 2}, 1, 6, []int{7}, 9},
+	} {
+		got := c.sp.SurgeOrdinal(c.ordinal, c.capacity, c.used)
+		if got != c.want || got%max(c.sp.FaultDomains, 1) != c.ordinal%max(c.sp.FaultDomains, 1) || got%c.sp.UpdateDomains != c.ordinal%c.sp.UpdateDomains {
+			t.Errorf("%+v: surge beside %d = %d, want %d (same domains)", c.sp, c.ordinal, got, c.want)
+		}
+	}
+}
+
+func TestCPUPercent(t *testing.T) {
+	s := func(cpu time.Duration, vcpus int) Stats { return Stats{CPUTime: cpu, VCPUs: vcpus} }
+	for _, c := range []struct {
+		before, after Stats
+		wall          time.Duration
+		want          float64
+		ok            bool
+	}{
+		{s(0, 1), s(5*time.Second, 1), 10 * time.Second, 50, true},
+		{s(time.Second, 2), s(11*time.Second, 2), 10 * time.Second, 50, true},
+		{s(0, 1), s(12*time.Second, 1), 10 * time.Second, 100, true},         // clock skew: never above 100
+		{s(9*time.Second, 1), s(time.Second, 1), 10 * time.Second, 0, false}, // restarted in between
+		{s(0, 1), s(time.Second, 1), 0, 0, false},
+	} {
+		got, ok := CPUPercent(c.before, c.after, c.wall)
+		if got != c.want || ok != c.ok {
+			t.Errorf("CPUPercent(%v, %v, %v) = %v %v, want %v %v", c.before, c.after, c.wall, got, ok, c.want, c.ok)
+		}
 	}
 }

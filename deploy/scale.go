@@ -17,6 +17,15 @@ import (
 // the one desired state: comments and the other sets are kept, the result
 // must load cleanly before it replaces the file (temp file, rename).
 func SetCapacity(path, set string, n int) error {
+	return setField(path, set, "capacity", strconv.Itoa(n))
+}
+
+// SetImage writes a set's new image reference into the fleet file, as
+// SetCapacity writes its capacity: `kiln deploy upgrade --image` and
+// `--rollback` change the desired state, and the controller follows it.
+func SetImage(path, set, ref string) error { return setField(path, set, "image", ref) }
+
+func setField(path, set, key, value string) error {
 	data, err := readFleetFile(path)
 	if err != nil {
 		return err
@@ -33,7 +42,7 @@ func SetCapacity(path, set string, n int) error {
 		}
 		if m := mappingOf(&doc); m != nil && scalarValue(m, "name") == set {
 			found = true
-			setScalar(m, "capacity", strconv.Itoa(n))
+			setScalar(m, key, value)
 		}
 		docs = append(docs, &doc)
 	}
@@ -77,11 +86,15 @@ func scalarValue(m *yaml.Node, key string) string {
 
 // setScalar sets key's value, adding the key after "name" when missing.
 func setScalar(m *yaml.Node, key, value string) {
+	tag := "!!str"
+	if _, err := strconv.Atoi(value); err == nil {
+		tag = "!!int"
+	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			m.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: value, LineComment: m.Content[i+1].LineComment}
+			m.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value, LineComment: m.Content[i+1].LineComment}
 			return
 		}
 	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: value})
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})
 }

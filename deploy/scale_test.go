@@ -46,4 +46,19 @@ func TestSetCapacity(t *testing.T) {
 	if err := SetCapacity(p, "nosuch", 1); err == nil {
 		t.Error("scaling a set that is not there succeeded")
 	}
+	// A new image: written as a string, comments kept; one that does not
+	// load leaves the file as it was.
+	if err := SetImage(p, "web", "oci://registry.example.com/team/web@sha256:"+strings.Repeat("0", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := LoadFleet(p); err != nil || f.Set("web").Image.Remote.String() != "oci://registry.example.com/team/web@sha256:"+strings.Repeat("0", 64) {
+		t.Errorf("image after SetImage: %v", err)
+	}
+	before, _ := os.ReadFile(p)
+	if err := SetImage(p, "web", "./missing.qcow2"); err == nil || !strings.Contains(err.Error(), "missing.qcow2") {
+		t.Errorf("a missing image: %v", err)
+	}
+	if again, _ := os.ReadFile(p); string(again) != string(before) || !strings.Contains(string(again), "scaling in removes the highest numbers first") {
+		t.Error("a refused image changed the file, or comments were lost")
+	}
 }

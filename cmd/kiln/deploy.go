@@ -197,7 +197,7 @@ func observeFleet(cmd *cobra.Command, f *deploy.Fleet) (hosts deploy.Hosts, actu
 
 // desiredOf resolves the images of the fleet's sets and places their
 // instances.
-func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet) ([]string, []deploy.Desired, error) {
+func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet, actual []deploy.Instance) ([]string, []deploy.Desired, error) {
 	c, err := newRegistryClient(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -210,7 +210,7 @@ func desiredOf(ctx context.Context, cmd *cobra.Command, f *deploy.Fleet) ([]stri
 		if err != nil {
 			return nil, nil, err
 		}
-		d, err := r.Desired()
+		d, err := r.Desired(actual)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -232,17 +232,23 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 	}
 	// Destroying a set wants none of it, and nothing of the other sets is
 	// looked at: no image is pulled or checked for it.
-	sets, desired := []string{destroySet}, []deploy.Desired(nil)
-	if destroySet == "" {
-		if sets, desired, err = desiredOf(ctx, cmd, f); err != nil {
-			return err
-		}
-	}
 	hosts, closeHosts, err := fleetHosts(f)
 	if err != nil {
 		return err
 	}
 	defer closeHosts()
+	sets, desired := []string{destroySet}, []deploy.Desired(nil)
+	if destroySet == "" {
+		// The instances there are keep their ordinals (a surge upgrade
+		// leaves gaps); apply observes again under the sets' locks.
+		actual, err := hosts.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		if sets, desired, err = desiredOf(ctx, cmd, f, actual); err != nil {
+			return err
+		}
+	}
 	var plan deploy.Plan
 	if act {
 		lockDir := filepath.Join(cfg.GetString("cache-dir"), "deploy", "locks")

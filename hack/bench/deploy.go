@@ -73,7 +73,7 @@ func benchDeploy() ([]string, error) {
 	hosts := deploy.Hosts{d.URI: h}
 
 	start := time.Now()
-	desired, err := r.Desired()
+	desired, err := r.Desired(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +87,25 @@ func benchDeploy() ([]string, error) {
 	healthy := waitHealthy(ctx, h, f.Sets[0].Network.Ports, 8, 30*time.Minute)
 	healthTook := time.Since(start)
 	booted := instanceBytes(pool, 8)
+	// The load balancer on real instances (issue 15): a client straight to
+	// one guest's forward, against the same client through HAProxy over
+	// three guests' forwards.
+	var lbLines []string
+	if insts, _, err := h.Instances(ctx); err == nil && healthy == 8 {
+		var addrs []string
+		for _, in := range insts {
+			if p := in.Ports[8080]; p > 0 && len(addrs) < 3 {
+				addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+			}
+		}
+		lines, err := lbThroughput(ctx, addrs)
+		if err != nil {
+			return nil, fmt.Errorf("load balancer: %w", err)
+		}
+		for _, l := range lines {
+			lbLines = append(lbLines, "lb over 3 app-host guests: "+l)
+		}
+	}
 	if _, err := deploy.Apply(ctx, hosts, []string{"bench"}, nil, deploy.ApplyOptions{}); err != nil {
 		return nil, err
 	}
@@ -126,14 +145,14 @@ func benchDeploy() ([]string, error) {
 	}
 	ratio := copyTook.Seconds() / kilnTook.Seconds()
 	share := float64(perInstance) / float64(st.Size())
-	return []string{
+	return append([]string{
 		fmt.Sprintf("scale-out 0 -> 8 of app-host (%d MB image) until every domain runs", st.Size()/1e6),
 		fmt.Sprintf("kiln deploy apply %s, copies by hand %s: kiln %.1fx faster   (target >= 3x: %s)", kilnTook.Round(time.Millisecond), copyTook.Round(time.Millisecond), ratio, okIf(ratio >= 3)),
 		fmt.Sprintf("of kiln's time: %s making the 8 seeds (rendered and validated)", seeds.Round(time.Millisecond)),
 		healthLine(healthy, healthTook),
 		fmt.Sprintf("disk per instance: kiln %d KiB (%.3f%% of the image), a copy %d MiB   (target <= 1%%: %s)", perInstance>>10, 100*share, copyPer>>20, okIf(share <= 0.01)),
 		fmt.Sprintf("disk per instance once booted to health: %d MiB (what the guest wrote: grown root, journal, cloud-init)", booted>>20),
-	}, nil
+	}, lbLines...), nil
 }
 
 // waitHealthy polls every instance's first forwarded port until all n

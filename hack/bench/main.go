@@ -29,6 +29,7 @@ var benchmarks = []benchmark{
 	{"vm-bake", benchVMBake},
 	{"registry", benchRegistry},
 	{"deploy", benchDeploy},
+	{"lb", benchLB},
 	{"packer", benchPacker},
 }
 
