@@ -17,6 +17,8 @@ import (
 
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/deploy"
+	"github.com/kiln-project/kiln/deploy/controller"
+	"github.com/kiln-project/kiln/deploy/view"
 	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
@@ -73,9 +75,10 @@ on each host for other sets and later applies.`,
 	}
 	status := &cobra.Command{
 		Use:   "status FILE [SET]",
-		Short: "List the fleet's instances: state, fault and update domain, image, ports or address",
+		Short: "List the fleet's instances: state, health, fault and update domain, image, ports or address",
 		Long: `Lists the instances of the fleet's sets (or of SET) as their hosts hold them:
-state, fault and update domain, the image digest each overlay sits on, where
+state, health and load-balancer membership (as the fleet's controller, kiln
+deploy run, last saw them; - when none has run), fault and update domain, the image digest each overlay sits on, where
 the image came from (the registry reference pinned to the digest pulled, or
 the local file), and how to reach it: the 127.0.0.1 ports forwarded to the
 guest (user networking) or its address on a libvirt network.`,
@@ -84,6 +87,7 @@ guest (user networking) or its address on a libvirt network.`,
 		Args: rangeArgs(1, 2),
 		RunE: deployStatus,
 	}
+	status.Flags().String("state-dir", "", "the controller's state (default: ~/.local/state/kiln/fleets/NAME-HASH of the fleet file)")
 	console := &cobra.Command{
 		Use:   "console FILE SET/INSTANCE",
 		Short: "Print an instance's serial console log",
@@ -146,6 +150,7 @@ desired state, so a later apply does not undo the scale.`,
 		},
 	}
 	cmd.AddCommand(plan, apply, destroy, status, console, graph, restart, scale, newDeployExportCommand())
+	cmd.AddCommand(newDeployRunCommands()...)
 	return cmd
 }
 
@@ -337,11 +342,34 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 		}
 		return mine[i].Meta.Ordinal < mine[j].Meta.Ordinal
 	})
+	// Health and load-balancer membership are what a controller (kiln
+	// deploy run) saw at its last tick, when one has run.
+	health := map[string]view.InstanceView{}
+	if dir, err := stateDir(args[0]); err == nil {
+		if snap, err := controller.ReadSnapshot(dir); err == nil {
+			for _, sv := range snap.Sets {
+				for _, in := range sv.Instances {
+					health[in.Name] = in
+				}
+			}
+		}
+	}
 	if jsonOutput() {
-		return printResult(cmd, map[string]any{"instances": mine})
+		type withHealth struct {
+			deploy.Instance
+			Health       string `json:"health,omitempty"`
+			HealthReason string `json:"healthReason,omitempty"`
+			LoadBalancer string `json:"loadBalancer,omitempty"`
+		}
+		out := []withHealth{}
+		for _, a := range mine {
+			h := health[a.Name]
+			out = append(out, withHealth{Instance: a, Health: string(h.Health), HealthReason: h.HealthReason, LoadBalancer: string(h.LoadBalancer)})
+		}
+		return printResult(cmd, map[string]any{"instances": out})
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tSTATE\tFD\tUD\tIMAGE\tREACH\tHOST\tSOURCE")
+	fmt.Fprintln(tw, "INSTANCE\tSTATE\tHEALTH\tLB\tFD\tUD\tIMAGE\tREACH\tHOST\tSOURCE")
 	for _, a := range mine {
 		var reach []string
 		for g, h := range a.Ports {
@@ -355,7 +383,9 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 		if len(img) > 19 {
 			img = img[:19]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", a.Name, a.State, a.Meta.FaultDomain, a.Meta.UpdateDomain, img, orDash(strings.Join(reach, ",")), a.Host, orDash(a.Meta.Source))
+		h := health[a.Name]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", a.Name, a.State, orDash(string(h.Health)), orDash(string(h.LoadBalancer)),
+			a.Meta.FaultDomain, a.Meta.UpdateDomain, img, orDash(strings.Join(reach, ",")), a.Host, orDash(a.Meta.Source))
 	}
 	return tw.Flush()
 }
@@ -367,40 +397,56 @@ func orDash(s string) string {
 	return s
 }
 
+// instanceArg parses SET/INSTANCE (web/2 or web/web-2) against the fleet.
+func instanceArg(f *deploy.Fleet, arg string) (set, inst string, err error) {
+	set, inst, ok := strings.Cut(arg, "/")
+	if !ok {
+		return "", "", usageError{fmt.Errorf("%q: want SET/INSTANCE, e.g. web/0 or web/web-0", arg)}
+	}
+	if err := hasSet(f, set); err != nil {
+		return "", "", err
+	}
+	if _, err := strconv.Atoi(inst); err == nil {
+		inst = set + "-" + inst
+	}
+	if _, ok := deploy.ParseInstanceName(set, inst); !ok {
+		return "", "", usageError{fmt.Errorf("%q is not an instance of set %s: want %s/N or %s/%s-N", arg, set, set, set, set)}
+	}
+	return set, inst, nil
+}
+
+// instanceHost finds the host of the instance a SET/INSTANCE argument
+// names; closeHosts ends the connections.
+func instanceHost(cmd *cobra.Command, file, arg string) (inst string, host deploy.Hypervisor, closeHosts func(), err error) {
+	f, err := deploy.LoadFleet(file)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	set, inst, err := instanceArg(f, arg)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	hosts, actual, closeHosts, err := observeFleet(cmd, f)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	for _, a := range actual {
+		if a.Name == inst && a.Meta.Set == set {
+			return inst, hosts[a.Host], closeHosts, nil
+		}
+	}
+	closeHosts()
+	return "", nil, nil, fmt.Errorf("set %s has no instance %s on its hosts (kiln deploy status %s lists them)", set, inst, file)
+}
+
 // deployConsole prints an instance's serial log, and with --follow keeps
 // polling its host for more.
 func deployConsole(cmd *cobra.Command, args []string) error {
-	f, err := deploy.LoadFleet(args[0])
-	if err != nil {
-		return err
-	}
-	setName, inst, ok := strings.Cut(args[1], "/")
-	if !ok {
-		return usageError{fmt.Errorf("%q: want SET/INSTANCE, e.g. web/0 or web/web-0", args[1])}
-	}
-	if err := hasSet(f, setName); err != nil {
-		return err
-	}
-	if _, err := strconv.Atoi(inst); err == nil {
-		inst = setName + "-" + inst
-	}
-	if _, ok := deploy.ParseInstanceName(setName, inst); !ok {
-		return usageError{fmt.Errorf("%q is not an instance of set %s: want %s/N or %s/%s-N", args[1], setName, setName, setName, setName)}
-	}
-	hosts, actual, closeHosts, err := observeFleet(cmd, f)
+	inst, host, closeHosts, err := instanceHost(cmd, args[0], args[1])
 	if err != nil {
 		return err
 	}
 	defer closeHosts()
-	var host deploy.Hypervisor
-	for _, a := range actual {
-		if a.Name == inst && a.Meta.Set == setName {
-			host = hosts[a.Host]
-		}
-	}
-	if host == nil {
-		return fmt.Errorf("set %s has no instance %s on its hosts (kiln deploy status %s lists them)", setName, inst, args[0])
-	}
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	var offset int64

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +16,14 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/deploy/lb"
+	"github.com/kiln-project/kiln/internal/digest"
+	"github.com/kiln-project/kiln/internal/guestssh"
+	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/internal/testchromium"
 	"github.com/kiln-project/kiln/internal/testlibvirt"
 	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -22,7 +31,7 @@ import (
 // shared test cache, so usually a copy), a recipe and a fleet file of one
 // set "web" of kind and capacity on the daemon, and the environment kiln
 // runs in.
-func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int) (string, []string) {
+func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity int) (string, []string, *guestssh.Key) {
 	t.Helper()
 	dir := t.TempDir()
 	plan, err := recipes.LoadPlan("../../examples/app-host.yaml")
@@ -33,18 +42,25 @@ func deployFixture(t *testing.T, d *testlibvirt.Daemon, kind string, capacity in
 	if _, err := b.Bake(context.Background(), plan, filepath.Join(dir, "web.qcow2")); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
+	// An operator who logs in over SSH (a forwarded port 22) with a key
+	// made for this test.
+	key, err := guestssh.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"+
+		"  users:\n    - name: ops\n      sudo: true\n      sshAuthorizedKeys: [\""+key.AuthorizedKey+"\"]\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(fmt.Sprintf(`apiVersion: kiln/v1
 kind: %s
 name: web
 image: ./web.qcow2
 recipe: ./web.yaml
 capacity: %d
-size: {memory: 256MiB}
-network: {ports: [8080]}
+size: {memory: 512MiB}
+network: {ports: [8080, 22]}
 hosts: ["%s"]
 `, kind, capacity, d.URI)), 0o644)
-	return dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}
+	return dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}, key
 }
 
 // kiln deploy as a user runs it, against a real libvirtd (the harness's,
@@ -57,7 +73,7 @@ func TestDeployCLI(t *testing.T) {
 	testutil.Integration(t)
 	testutil.NeedGuest(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "AvailabilitySet", 3)
+	dir, env, key := deployFixture(t, d, "AvailabilitySet", 3)
 	// boots counts the kernel's boots in an instance's serial console, as
 	// kiln deploy console prints it (the log keeps every boot).
 	boots := func(ordinal int) int {
@@ -164,6 +180,8 @@ func TestDeployCLI(t *testing.T) {
 	}
 	// ... and each guest boots again.
 	waitBoots(2)
+	// The controller, on the same guests: a load balancer, health, a repair.
+	controlFleet(t, dir, env, key)
 	// Scale in: the file says 1 now, and so do the hosts.
 	if r = run(t, dir, env, "deploy", "scale", "fleet.yaml", "web", "1"); r.code != 0 || !strings.Contains(r.stdout, "- delete") {
 		t.Fatalf("scale: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -202,7 +220,7 @@ func TestDeployCLI(t *testing.T) {
 func TestDeployKilledMidApply(t *testing.T) {
 	testutil.Integration(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env := deployFixture(t, d, "ScaleSet", 5)
+	dir, env, _ := deployFixture(t, d, "ScaleSet", 5)
 	// One instance at a time, so the kill lands with some made, some not.
 	cmd := exec.Command(kilnBin, "deploy", "apply", "fleet.yaml", "--parallel", "1")
 	cmd.Dir = dir
@@ -258,11 +276,380 @@ func TestDeployKilledMidApply(t *testing.T) {
 func TestDeployUnreachableHost(t *testing.T) {
 	dir := t.TempDir()
 	smallImage(t, dir)
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"), 0o644)
+	// An operator who logs in over SSH (a forwarded port 22) with a key
+	// made for this test.
+	key, err := guestssh.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: kiln/v1\nname: web\nboot:\n  hostname: \"web-{index}\"\n"+
+		"  users:\n    - name: ops\n      sudo: true\n      sshAuthorizedKeys: [\""+key.AuthorizedKey+"\"]\n"), 0o644)
 	sock := filepath.Join(dir, "no-libvirtd-here.sock")
 	os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte("apiVersion: kiln/v1\nkind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\nhosts: [\"qemu+unix:///system?socket="+sock+"\"]\n"), 0o644)
 	r := run(t, dir, []string{"KILN_CACHE_DIR=" + filepath.Join(dir, "cache")}, "deploy", "plan", "fleet.yaml")
 	if r.code != 1 || !strings.Contains(r.stderr, sock) || !strings.Contains(r.stderr, "is libvirtd running there") {
 		t.Fatalf("plan against a host that is not there: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// controlFleet runs kiln deploy run on the fleet's three running app-host
+// guests, as a user would: HAProxy spreads requests over the healthy
+// instances, and the live view shows them in a real browser; a guest whose
+// app is stopped leaves the balancer (the open page shows it unhealthy);
+// the controller is killed (-9) and started again, and the new one
+// replaces the guest, once; the replacement rejoins.
+func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
+	state, err := os.MkdirTemp("", "ks") // HAProxy's socket paths must stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	listen := fmt.Sprintf("127.0.0.1:%d", tcpPort(t))
+	fleet := filepath.Join(dir, "fleet.yaml")
+	base, _ := os.ReadFile(fleet)
+	ops := "health: {probe: {http: {port: 8080, path: /healthz}}, interval: 5s, probes: 2, gracePeriod: 10m}\n" +
+		"loadBalancer: {listen: \"" + listen + "\"}\n" +
+		"automaticRepairs: {enabled: true, gracePeriod: 10s, repairAction: Replace}\n"
+	if err := os.WriteFile(fleet, append(base, ops...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(fleet, base, 0o644)
+	defer func() { // the balancer outlives a killed controller: stop it by its pid
+		if b, err := lb.Attach(context.Background(), filepath.Join(state, "lb", "web"), nil); err == nil {
+			b.Stop(context.Background())
+		}
+	}()
+	start := func(log string, args ...string) *exec.Cmd {
+		f, err := os.Create(filepath.Join(dir, log))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(kilnBin, append([]string{"deploy", "run", "fleet.yaml", "--state-dir", state}, args...)...)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	logOf := func(name string) string { b, _ := os.ReadFile(filepath.Join(dir, name)); return string(b) }
+	// status: each instance's health and membership, as the controller saw them.
+	status := func() map[string][2]string {
+		r := run(t, dir, env, "deploy", "status", "fleet.yaml", "--state-dir", state, "-O", "json")
+		out := map[string][2]string{}
+		data, ok := envelopeOf(t, r)["data"].(map[string]any)
+		if !ok { // a failed status (reported by the next wait if it lasts)
+			t.Logf("status: exit %d\n%s", r.code, r.stderr)
+			return out
+		}
+		for _, x := range data["instances"].([]any) {
+			in := x.(map[string]any)
+			h, _ := in["health"].(string)
+			m, _ := in["loadBalancer"].(string)
+			out[in["name"].(string)] = [2]string{h, m}
+		}
+		return out
+	}
+	waitFor := func(what string, within time.Duration, log string, cond func(map[string][2]string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			st := status()
+			if cond(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				r := run(t, dir, env, "deploy", "status", "fleet.yaml", "--state-dir", state, "-O", "json")
+				var consoles strings.Builder
+				for name, v := range st {
+					if v != [2]string{"healthy", "in"} {
+						c := run(t, dir, env, "deploy", "console", "fleet.yaml", "web/"+name)
+						out := c.stdout
+						if len(out) > 4000 {
+							out = out[len(out)-4000:]
+						}
+						fmt.Fprintf(&consoles, "--- console of %s (end):\n%s\n", name, out)
+					}
+				}
+				t.Fatalf("%s: not within %s; status %v\n%s\ncontroller:\n%s\n%s", what, within, st, r.stdout, logOf(log), consoles.String())
+			}
+			time.Sleep(2 * time.Second) // polling guests under TCG
+		}
+	}
+	allIn := func(st map[string][2]string) bool {
+		n := 0
+		for _, v := range st {
+			if v == [2]string{"healthy", "in"} {
+				n++
+			}
+		}
+		return n == 3
+	}
+	get := func(n int) (ok int, errs []string) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for range n {
+			resp, err := c.Get("http://" + listen + "/")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && strings.Contains(string(body), "hello") {
+					ok++
+					continue
+				}
+				err = fmt.Errorf("status %d: %q", resp.StatusCode, body)
+			}
+			errs = append(errs, err.Error())
+		}
+		return ok, errs
+	}
+	served := func() map[string]int64 {
+		b, err := lb.Attach(context.Background(), filepath.Join(state, "lb", "web"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats, err := b.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, s := range stats {
+			out[s.Name] = s.Total
+		}
+		return out
+	}
+
+	viewAddr := fmt.Sprintf("127.0.0.1:%d", tcpPort(t))
+	first := start("run1.log", "--serve", viewAddr)
+	waitFor("3 healthy instances in the load balancer", 8*time.Minute, "run1.log", allIn)
+	// The live view, in a real browser: what a person sees of the fleet.
+	browser := testchromium.Start(t)
+	pctx, pcancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer pcancel()
+	page := browser.NewPage(pctx, t)
+	defer page.Close() // before the controller goes: its live stream would hold a shutdown
+	page.Navigate(pctx, "http://"+viewAddr+"/")
+	row := func(name string) string {
+		return `(document.querySelector('tr[data-instance="` + name + `"]')?.innerText ?? "")`
+	}
+	for _, name := range []string{"web-0", "web-1", "web-2"} {
+		page.WaitFor(pctx, name+" healthy in the view", row(name)+`.includes("healthy")`)
+	}
+	if ok, errs := get(30); ok != 30 {
+		t.Fatalf("through the balancer: %d of 30 ok: %v", ok, errs)
+	}
+	spread := served()
+	for _, name := range []string{"web-0", "web-1", "web-2"} {
+		if spread[name] < 5 {
+			t.Errorf("%s answered %d of 30 requests: not spread (%v)", name, spread[name], spread)
+		}
+	}
+	// web-1's app stops (an operator logs in and stops its service). It
+	// leaves the balancer, and the others carry the requests.
+	r := run(t, dir, env, "deploy", "status", "fleet.yaml", "--state-dir", state, "-O", "json")
+	sshPort := ""
+	for _, x := range envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any) {
+		if in := x.(map[string]any); in["name"] == "web-1" {
+			sshPort = fmt.Sprint(in["ports"].(map[string]any)["22"])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ssh, err := guestssh.Dial(ctx, "127.0.0.1:"+sshPort, "ops", key, nil)
+	cancel()
+	if err != nil {
+		t.Fatalf("ssh to web-1 on port %s: %v", sshPort, err)
+	}
+	if out, code, err := ssh.Run(context.Background(), "sudo systemctl stop hello"); err != nil || code != 0 {
+		t.Fatalf("stop hello on web-1: exit %d %v\n%s", code, err, out)
+	}
+	ssh.Close()
+	waitFor("web-1 unhealthy and out", 2*time.Minute, "run1.log", func(st map[string][2]string) bool {
+		return st["web-1"] == [2]string{"unhealthy", "out"}
+	})
+	// The open page follows: web-1 shows as unhealthy, without a reload.
+	page.WaitFor(pctx, "web-1 unhealthy in the view", row("web-1")+`.includes("unhealthy")`)
+	testchromium.KeepScreenshot(t, "deploy-run-live-view.png", page.Screenshot(pctx, 1280))
+	page.OnlyFrom("http://" + viewAddr)
+	for _, p := range page.Problems() {
+		t.Errorf("the live view: %s", p)
+	}
+	page.Close()
+	before := served()["web-1"]
+	if ok, errs := get(20); ok != 20 {
+		t.Errorf("with web-1 out: %d of 20 ok: %v", ok, errs)
+	}
+	if after := served()["web-1"]; after != before {
+		t.Errorf("web-1 got %d requests while out of the balancer", after-before)
+	}
+	// kill -9 the controller before its repair can finish; a new one takes
+	// over the state, the balancer (still serving), and the repair.
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	if ok, errs := get(10); ok != 10 {
+		t.Errorf("with no controller running, the balancer should still serve: %d of 10 ok: %v", ok, errs)
+	}
+	second := start("run2.log")
+	waitFor("web-1 repaired and back", 8*time.Minute, "run2.log", allIn)
+	r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
+	if n := strings.Count(r.stdout, "Replace web-1"); r.code != 0 || n != 1 {
+		t.Errorf("events: web-1 replaced %d times, want once (exit %d)\n%s%s", n, r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "web-1: healthy → unhealthy") {
+		t.Errorf("events lack web-1's health change:\n%s", r.stdout)
+	}
+	if ok, errs := get(10); ok != 10 {
+		t.Errorf("after the repair: %d of 10 ok: %v", ok, errs)
+	}
+	// A rolling upgrade to a new image (the same guest, written again as
+	// another qcow2: another digest), new instances before old ones go,
+	// while a client sends requests through the balancer the whole time.
+	digest := newImage(t, dir, "web.qcow2", "web2.qcow2")
+	upgraded := strings.Replace(string(base), "image: ./web.qcow2", "image: ./web2.qcow2", 1) + ops +
+		"upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxSurge: true}}\n"
+	stop := make(chan struct{})
+	done := make(chan [2]int)
+	var errs []string
+	go func() {
+		var ok, failed int
+		for {
+			select {
+			case <-stop:
+				done <- [2]int{ok, failed}
+				return
+			default:
+			}
+			n, e := get(1)
+			ok, failed = ok+n, failed+len(e)
+			errs = append(errs, e...)
+		}
+	}()
+	if err := os.WriteFile(fleet, []byte(upgraded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	onNew := func(st map[string][2]string) bool {
+		r := run(t, dir, env, "deploy", "status", "fleet.yaml", "--state-dir", state, "-O", "json")
+		n := 0
+		data, ok := envelopeOf(t, r)["data"].(map[string]any)
+		if !ok {
+			return false
+		}
+		for _, x := range data["instances"].([]any) {
+			in := x.(map[string]any)
+			if in["meta"].(map[string]any)["image"] == digest && in["health"] == "healthy" && in["loadBalancer"] == "in" {
+				n++
+			}
+		}
+		return n == 3 && len(st) == 3
+	}
+	waitFor("every instance upgraded", 20*time.Minute, "run2.log", onNew)
+	close(stop)
+	counts := <-done
+	if counts[1] > 0 || counts[0] < 10 {
+		t.Errorf("through the balancer during the rolling upgrade: %d ok, %d failed: %v", counts[0], counts[1], errs)
+	}
+	r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
+	if strings.Count(r.stdout, "upgrade-batch") != 3 || !strings.Contains(r.stdout, "upgrade-done") {
+		t.Errorf("events of the upgrade: want 3 batches and its end\n%s", r.stdout)
+	}
+	// A broken image (a blank disk: nothing boots): the upgrade stops after
+	// its first batch, whose surge instance goes, and the set keeps serving
+	// on the image before; --rollback writes that image back.
+	second.Process.Signal(os.Interrupt)
+	if err := second.Wait(); err != nil {
+		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run2.log"))
+	}
+	third := start("run3.log", "--health-timeout", "90s", "--stop-balancers")
+	blankImage(t, dir, "web2.qcow2", "broken.qcow2")
+	if err := os.WriteFile(fleet, []byte(strings.Replace(upgraded, "./web2.qcow2", "./broken.qcow2", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(8 * time.Minute)
+	for r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0"); !strings.Contains(r.stdout, "upgrade-stopped"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broken upgrade did not stop:\n%s\n%s", r.stdout, logOf("run3.log"))
+		}
+		time.Sleep(5 * time.Second) // polling the controller's log
+		r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
+	}
+	waitFor("the set on the image before, every instance serving", 3*time.Minute, "run3.log", onNew)
+	if ok, errs := get(10); ok != 10 {
+		t.Errorf("after the stopped upgrade: %d of 10 ok: %v", ok, errs)
+	}
+	if r = run(t, dir, env, "deploy", "upgrade", "fleet.yaml", "web", "--rollback", "--state-dir", state); r.code != 0 || !strings.Contains(r.stderr, "web2.qcow2") {
+		t.Errorf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(fleet); !strings.Contains(string(b), "web2.qcow2") || strings.Contains(string(b), "broken.qcow2") {
+		t.Errorf("after --rollback the fleet file names:\n%s", b)
+	}
+	waitFor("rolled back", 3*time.Minute, "run3.log", func(st map[string][2]string) bool {
+		r := run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
+		return strings.Contains(r.stdout, "rolled-back") && onNew(st)
+	})
+	// Interrupted, the controller stops its balancer (--stop-balancers).
+	third.Process.Signal(os.Interrupt)
+	if err := third.Wait(); err != nil {
+		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run3.log"))
+	}
+	if _, err := lb.Attach(context.Background(), filepath.Join(state, "lb", "web"), nil); !errors.Is(err, lb.ErrNotRunning) {
+		t.Errorf("the balancer still runs after the controller stopped with --stop-balancers: %v", err)
+	}
+}
+
+func tcpPort(t *testing.T) int {
+	t.Helper()
+	p, err := qemu.FreePort("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// newImage writes the image src again as dst, compressed another way (the
+// same guest, another digest), with its manifest; it returns dst's digest.
+func newImage(t *testing.T, dir, src, dst string) string {
+	t.Helper()
+	out, err := exec.Command(testutil.NeedTool(t, "qemu-img"), "convert", "-O", "qcow2", "-c", "-o", "compression_type=zlib",
+		filepath.Join(dir, src), filepath.Join(dir, dst)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	m, err := manifest.Read(manifest.PathFor(filepath.Join(dir, src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := digest.File(filepath.Join(dir, dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, dst))
+	m.Artifacts[0].Name, m.Artifacts[0].SHA256, m.Artifacts[0].Size = dst, sum.String(), st.Size()
+	m.Disk.Compression, m.Disk.FileSize = "zlib", st.Size()
+	if err := manifest.Write(manifest.PathFor(filepath.Join(dir, dst)), m); err != nil {
+		t.Fatal(err)
+	}
+	return sum.String()
+}
+
+// blankImage writes a blank disk of src's size as dst, with src's manifest
+// made to fit it: an image that boots nothing.
+func blankImage(t *testing.T, dir, src, dst string) {
+	t.Helper()
+	m, err := manifest.Read(manifest.PathFor(filepath.Join(dir, src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(testutil.NeedTool(t, "qemu-img"), "create", "-f", "qcow2", filepath.Join(dir, dst), fmt.Sprint(m.Disk.VirtualSize)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	sum, err := digest.File(filepath.Join(dir, dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, dst))
+	m.Artifacts[0].Name, m.Artifacts[0].SHA256, m.Artifacts[0].Size = dst, sum.String(), st.Size()
+	m.Disk.FileSize = st.Size()
+	if err := manifest.Write(manifest.PathFor(filepath.Join(dir, dst)), m); err != nil {
+		t.Fatal(err)
 	}
 }
