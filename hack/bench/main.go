@@ -30,6 +30,7 @@ var benchmarks = []benchmark{
 	{"registry", benchRegistry},
 	{"deploy", benchDeploy},
 	{"lb", benchLB},
+	{"autoscale", benchAutoscale},
 	{"packer", benchPacker},
 }
 
