@@ -233,7 +233,8 @@ func (c *Controller) loadFleet() error {
 	return nil
 }
 
-// connect opens the hosts the fleet names, once each.
+// connect opens the hosts the fleet names, once each, and returns them
+// for one tick (tickHost).
 func (c *Controller) connect(ctx context.Context) (deploy.Hosts, error) {
 	hosts := deploy.Hosts{}
 	for _, s := range c.fleet.Sets {
@@ -246,7 +247,7 @@ func (c *Controller) connect(ctx context.Context) (deploy.Hosts, error) {
 				}
 				c.hosts[uri] = h
 			}
-			hosts[uri] = h
+			hosts[uri] = &tickHost{Hypervisor: h}
 		}
 	}
 	return hosts, nil

@@ -508,3 +508,41 @@ func tcpPort(t *testing.T) int {
 	}
 	return p
 }
+
+// TestOneListPerTick: a tick reads a host's instances once when it changes
+// nothing there, and again after it does: the instance it made is in the
+// snapshot of the same tick.
+func TestOneListPerTick(t *testing.T) {
+	d := newFleetDir(t)
+	d.image(t, "v1")
+	body := "apiVersion: kiln/v1\nkind: ScaleSet\nname: web\nimage: ./v1.qcow2\nrecipe: ./web.yaml\ncapacity: %d\nhealth: {interval: 1s, probes: 1}\n"
+	file := d.fleet(t, fmt.Sprintf(body, 1))
+	h := newServerHost(t, nil)
+	c := newController(t, file, filepath.Join(d.dir, "state"), h)
+	defer c.Close()
+	ctx := context.Background()
+	lists := func() int { h.mu.Lock(); defer h.mu.Unlock(); return h.lists }
+	for range 2 { // the first tick creates web-0
+		if err := c.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := lists()
+	if err := c.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists() - before; n != 1 {
+		t.Errorf("a tick that changed nothing listed the host %d times, want 1", n)
+	}
+	write(t, file, fmt.Sprintf(body, 2))
+	before = lists()
+	if err := c.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists() - before; n < 2 {
+		t.Errorf("a tick that created an instance listed the host %d times: it saw what it made only from a stale list", n)
+	}
+	if n := len(setView(c, "web").Instances); n != 2 {
+		t.Errorf("the snapshot after the tick that created web-1 shows %d instances, want 2", n)
+	}
+}

@@ -44,6 +44,7 @@ type serverHost struct {
 	creates map[string]int // by name
 	load    float64        // of new instances
 	log     []string
+	lists   int // calls of Instances
 }
 
 type server struct {
@@ -75,6 +76,7 @@ func (h *serverHost) URI() string { return h.uri }
 func (h *serverHost) Instances(ctx context.Context) ([]deploy.Instance, int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.lists++
 	var out []deploy.Instance
 	for _, s := range h.insts {
 		out = append(out, s.inst)
