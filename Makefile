@@ -90,6 +90,7 @@ fuzz: ## run every fuzz target for FUZZTIME
 	$(FUZZ) -fuzz='^FuzzParseRef$$' ./registry
 	$(FUZZ) -fuzz='^FuzzInspectManifest$$' ./registry
 	$(FUZZ) -fuzz='^FuzzLoadFleet$$' ./deploy
+	$(FUZZ) -fuzz='^FuzzParseStatus$$' ./disk/imagediff
 
 bench: deps kiln plugin ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench
