@@ -55,6 +55,7 @@ func newRootCommand() *cobra.Command {
 		newBakeCommand(),
 		newTestCommand(),
 		newLintCommand(),
+		newDiffCommand(),
 		newCacheCommand(),
 		newPushCommand(),
 		newPullCommand(),
