@@ -42,8 +42,8 @@ func benchDeploy() ([]string, error) {
 	}
 	defer os.RemoveAll(work)
 	img := filepath.Join(work, "app-host.qcow2")
-	if out, err := exec.Command(kiln, "bake", "examples/app-host.yaml", "-o", img, "--cache-dir", benchCache()).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("bake: %v\n%s", err, out)
+	if err := bakeExample(kiln, "app-host", img); err != nil {
+		return nil, err
 	}
 	st, err := os.Stat(img)
 	if err != nil {

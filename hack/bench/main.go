@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -31,6 +32,8 @@ var benchmarks = []benchmark{
 	{"deploy", benchDeploy},
 	{"lb", benchLB},
 	{"autoscale", benchAutoscale},
+	{"rolling", benchRolling},
+	{"diff", benchDiff},
 	{"packer", benchPacker},
 }
 
@@ -81,4 +84,13 @@ func benchCache() string {
 		return d
 	}
 	return builder.DefaultCacheDir()
+}
+
+// bakeExample bakes examples/NAME.yaml with the kiln binary into out,
+// through the benchmarks' shared cache (usually a copy of a cached image).
+func bakeExample(kiln, name, out string) error {
+	if b, err := exec.Command(kiln, "bake", "examples/"+name+".yaml", "-o", out, "--cache-dir", benchCache()).CombinedOutput(); err != nil {
+		return fmt.Errorf("bake %s: %v\n%s", name, err, b)
+	}
+	return nil
 }

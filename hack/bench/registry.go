@@ -45,8 +45,8 @@ func benchRegistry() ([]string, error) {
 
 	// The database example: PostgreSQL makes it the largest (about 240 MB).
 	img := filepath.Join(work, "database.qcow2")
-	if out, err := exec.Command(kiln, "bake", "examples/database.yaml", "-o", img, "--cache-dir", benchCache()).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("bake: %v\n%s", err, out)
+	if err := bakeExample(kiln, "database", img); err != nil {
+		return nil, err
 	}
 	st, err := os.Stat(img)
 	if err != nil {
