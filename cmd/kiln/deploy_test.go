@@ -297,7 +297,10 @@ func TestDeployUnreachableHost(t *testing.T) {
 // instances, and the live view shows them in a real browser; a guest whose
 // app is stopped leaves the balancer (the open page shows it unhealthy);
 // the controller is killed (-9) and started again, and the new one
-// replaces the guest, once; the replacement rejoins.
+// replaces the guest, once; the replacement rejoins. Then a rolling
+// upgrade with a client on the balancer throughout (zero failures), its
+// controller killed half-way and the upgrade resumed; a broken image that
+// stops the upgrade, and --rollback; autoscale on real CPU load.
 func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
 	state, err := os.MkdirTemp("", "ks") // HAProxy's socket paths must stay short
 	if err != nil {
@@ -503,6 +506,8 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
 	// A rolling upgrade to a new image (the same guest, written again as
 	// another qcow2: another digest), new instances before old ones go,
 	// while a client sends requests through the balancer the whole time.
+	// The controller is killed (-9) half-way; the next one resumes the
+	// upgrade where it was, and the balancer serves on meanwhile.
 	digest := newImage(t, dir, "web.qcow2", "web2.qcow2")
 	upgraded := strings.Replace(string(base), "image: ./web.qcow2", "image: ./web2.qcow2", 1) + ops +
 		"upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxSurge: true}}\n"
@@ -526,72 +531,201 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
 	if err := os.WriteFile(fleet, []byte(upgraded), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	onNew := func(st map[string][2]string) bool {
+	statusJSON := func() []map[string]any {
 		r := run(t, dir, env, "deploy", "status", "fleet.yaml", "--state-dir", state, "-O", "json")
-		n := 0
 		data, ok := envelopeOf(t, r)["data"].(map[string]any)
 		if !ok {
-			return false
+			return nil
 		}
+		var out []map[string]any
 		for _, x := range data["instances"].([]any) {
-			in := x.(map[string]any)
+			out = append(out, x.(map[string]any))
+		}
+		return out
+	}
+	onNew := func(st map[string][2]string) bool {
+		n := 0
+		for _, in := range statusJSON() {
 			if in["meta"].(map[string]any)["image"] == digest && in["health"] == "healthy" && in["loadBalancer"] == "in" {
 				n++
 			}
 		}
 		return n == 3 && len(st) == 3
 	}
-	waitFor("every instance upgraded", 20*time.Minute, "run2.log", onNew)
+	events := func() string {
+		return run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0").stdout
+	}
+	// Killed once the first batch is done and the second's surge instance
+	// exists: four instances, one of them on the new image.
+	var firstBatch string
+	waitFor("the upgrade's second batch under way", 10*time.Minute, "run2.log", func(st map[string][2]string) bool {
+		if strings.Count(events(), "upgrade-batch") != 1 || len(st) != 4 {
+			return false
+		}
+		for _, in := range statusJSON() {
+			if in["meta"].(map[string]any)["image"] == digest && in["health"] == "healthy" {
+				firstBatch = in["name"].(string)
+			}
+		}
+		return firstBatch != ""
+	})
+	second.Process.Signal(syscall.SIGKILL)
+	second.Wait()
+	third := start("run3.log")
+	waitFor("every instance upgraded", 15*time.Minute, "run3.log", onNew)
 	close(stop)
 	counts := <-done
 	if counts[1] > 0 || counts[0] < 10 {
 		t.Errorf("through the balancer during the rolling upgrade: %d ok, %d failed: %v", counts[0], counts[1], errs)
 	}
-	r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
-	if strings.Count(r.stdout, "upgrade-batch") != 3 || !strings.Contains(r.stdout, "upgrade-done") {
-		t.Errorf("events of the upgrade: want 3 batches and its end\n%s", r.stdout)
+	ev := events()
+	if strings.Count(ev, "upgrade-batch") != 3 || !strings.Contains(ev, "upgrade-done") || strings.Count(ev, "upgrade to "+digest[:19]) != 1 {
+		t.Errorf("events of the upgrade: want one start, 3 batches and its end\n%s", ev)
+	}
+	if _, ok := status()[firstBatch]; !ok {
+		t.Errorf("%s, upgraded before the kill, is gone: the upgrade started over", firstBatch)
 	}
 	// A broken image (a blank disk: nothing boots): the upgrade stops after
 	// its first batch, whose surge instance goes, and the set keeps serving
 	// on the image before; --rollback writes that image back.
-	second.Process.Signal(os.Interrupt)
-	if err := second.Wait(); err != nil {
-		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run2.log"))
+	third.Process.Signal(os.Interrupt)
+	if err := third.Wait(); err != nil {
+		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run3.log"))
 	}
-	third := start("run3.log", "--health-timeout", "90s", "--stop-balancers")
+	fourth := start("run4.log", "--health-timeout", "90s", "--stop-balancers")
 	blankImage(t, dir, "web2.qcow2", "broken.qcow2")
 	if err := os.WriteFile(fleet, []byte(strings.Replace(upgraded, "./web2.qcow2", "./broken.qcow2", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(8 * time.Minute)
-	for r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0"); !strings.Contains(r.stdout, "upgrade-stopped"); {
+	for ev = events(); !strings.Contains(ev, "upgrade-stopped"); ev = events() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the broken upgrade did not stop:\n%s\n%s", r.stdout, logOf("run3.log"))
+			t.Fatalf("the broken upgrade did not stop:\n%s\n%s", ev, logOf("run4.log"))
 		}
 		time.Sleep(5 * time.Second) // polling the controller's log
-		r = run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
 	}
-	waitFor("the set on the image before, every instance serving", 3*time.Minute, "run3.log", onNew)
+	waitFor("the set on the image before, every instance serving", 3*time.Minute, "run4.log", onNew)
 	if ok, errs := get(10); ok != 10 {
 		t.Errorf("after the stopped upgrade: %d of 10 ok: %v", ok, errs)
 	}
-	if r = run(t, dir, env, "deploy", "upgrade", "fleet.yaml", "web", "--rollback", "--state-dir", state); r.code != 0 || !strings.Contains(r.stderr, "web2.qcow2") {
+	if r := run(t, dir, env, "deploy", "upgrade", "fleet.yaml", "web", "--rollback", "--state-dir", state); r.code != 0 || !strings.Contains(r.stderr, "web2.qcow2") {
 		t.Errorf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if b, _ := os.ReadFile(fleet); !strings.Contains(string(b), "web2.qcow2") || strings.Contains(string(b), "broken.qcow2") {
 		t.Errorf("after --rollback the fleet file names:\n%s", b)
 	}
-	waitFor("rolled back", 3*time.Minute, "run3.log", func(st map[string][2]string) bool {
-		r := run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0")
-		return strings.Contains(r.stdout, "rolled-back") && onNew(st)
+	waitFor("rolled back", 3*time.Minute, "run4.log", func(st map[string][2]string) bool {
+		return strings.Contains(events(), "rolled-back") && onNew(st)
 	})
+	autoscaleOnLoad(t, dir, env, key, fleet, statusJSON, events, waitFor)
 	// Interrupted, the controller stops its balancer (--stop-balancers).
-	third.Process.Signal(os.Interrupt)
-	if err := third.Wait(); err != nil {
-		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run3.log"))
+	fourth.Process.Signal(os.Interrupt)
+	if err := fourth.Wait(); err != nil {
+		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run4.log"))
 	}
 	if _, err := lb.Attach(context.Background(), filepath.Join(state, "lb", "web"), nil); !errors.Is(err, lb.ErrNotRunning) {
 		t.Errorf("the balancer still runs after the controller stopped with --stop-balancers: %v", err)
+	}
+}
+
+// autoscaleOnLoad gives the fleet's set an autoscale profile on CPU, then
+// burns CPU in every guest (a niced busy loop, started over SSH): the set
+// scales out by one, and once the load stops it scales in again after the
+// cooldown, once each way.
+func autoscaleOnLoad(t *testing.T, dir string, env []string, key *guestssh.Key, fleet string,
+	statusJSON func() []map[string]any, events func() string,
+	waitFor func(string, time.Duration, string, func(map[string][2]string) bool)) {
+	t.Helper()
+	b, err := os.ReadFile(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An availability set's instances are placed by hand: the set becomes
+	// a scale set, spread as before (its instances stay, kind is not part
+	// of what they are made from), with an autoscale profile.
+	scaleSet := strings.Replace(string(b), "kind: AvailabilitySet\n", "kind: ScaleSet\nfaultDomains: 3\n", 1)
+	profile := "autoscale:\n  minimum: 3\n  maximum: 4\n  interval: 10s\n  rules:\n" +
+		"    - {metric: cpu, timeWindow: 30s, operator: '>', threshold: 30, direction: out, cooldown: 30s}\n" +
+		"    - {metric: cpu, timeWindow: 30s, operator: '<', threshold: 20, direction: in, cooldown: 30s}\n"
+	if scaleSet == string(b) {
+		t.Fatalf("the fleet file is no availability set:\n%s", b)
+	}
+	before := map[string]bool{}
+	for _, in := range statusJSON() {
+		before[in["name"].(string)] = true
+	}
+	if err := os.WriteFile(fleet, []byte(scaleSet+profile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	guestRun := func(name, port, command string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		c, err := guestssh.Dial(ctx, "127.0.0.1:"+port, "ops", key, nil)
+		if err != nil {
+			t.Fatalf("ssh to %s on port %s: %v", name, port, err)
+		}
+		defer c.Close()
+		if out, code, err := c.Run(ctx, command); err != nil || code != 0 {
+			t.Fatalf("%s: %s: exit %d %v\n%s", name, command, code, err, out)
+		}
+	}
+	loaded := map[string]string{}
+	for _, in := range statusJSON() {
+		if !before[in["name"].(string)] {
+			t.Fatalf("%s is new: the change of kind replaced instances (before: %v)", in["name"], before)
+		}
+		name, port := in["name"].(string), fmt.Sprint(in["ports"].(map[string]any)["22"])
+		guestRun(name, port, "sudo systemd-run --quiet --unit=kiln-burn --nice=19 sh -c 'while :; do :; done'")
+		loaded[name] = port
+	}
+	waitFor("a scale-out on CPU load", 5*time.Minute, "run4.log", func(map[string][2]string) bool {
+		return strings.Contains(events(), "autoscale scaled out")
+	})
+	for name, port := range loaded {
+		guestRun(name, port, "sudo systemctl stop kiln-burn")
+	}
+	serving := func(n int) func(map[string][2]string) bool {
+		return func(st map[string][2]string) bool {
+			in := 0
+			for _, v := range st {
+				if v == [2]string{"healthy", "in"} {
+					in++
+				}
+			}
+			return len(st) == n && in == n
+		}
+	}
+	waitFor("4 instances serving after the scale-out", 8*time.Minute, "run4.log", serving(4))
+	four := map[string]bool{}
+	for _, in := range statusJSON() {
+		four[in["name"].(string)] = true
+	}
+	for name := range before {
+		if !four[name] {
+			t.Errorf("%s went in the scale-out (now %v)", name, four)
+		}
+	}
+	waitFor("a scale-in once the load stopped", 5*time.Minute, "run4.log", func(st map[string][2]string) bool {
+		return strings.Contains(events(), "autoscale scaled in") && serving(3)(st)
+	})
+	ev := events()
+	if strings.Count(ev, "autoscale scaled out") != 1 || strings.Count(ev, "autoscale scaled in") != 1 {
+		t.Errorf("autoscale events: want one scale-out and one scale-in\n%s", ev)
+	}
+	if b, _ := os.ReadFile(fleet); !strings.Contains(string(b), "capacity: 3") {
+		t.Errorf("after the scale-in the fleet file says:\n%s", b)
+	}
+	// Three of the four remain (the highest ordinal goes first): nothing
+	// was replaced on the way.
+	for _, in := range statusJSON() {
+		if !four[in["name"].(string)] {
+			t.Errorf("after the scale-in %s remains, not one of %v", in["name"], four)
+		}
+	}
+	// The profile goes again: what follows scales by hand.
+	if err := os.WriteFile(fleet, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
