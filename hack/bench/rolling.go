@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,6 +36,10 @@ const (
 // controller's snapshot to its first healthy one. Target (issue 15): total
 // at most 1.2x ideal, the rest being kiln's own work (drain, delete,
 // probes, the checks between batches).
+//
+// Before the upgrade, with the 4 guests healthy, it also measures the load
+// balancer on real instances (lbThroughput over three guests' forwards;
+// target at least 90% of the direct throughput at the same error rate).
 func benchRolling() ([]string, error) {
 	kiln, err := filepath.Abs("_output/bin/kiln")
 	if err != nil {
@@ -139,6 +144,27 @@ upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %
 	if err := poll("4 healthy instances", 20*time.Minute, m.Artifacts[0].SHA256); err != nil {
 		return nil, err
 	}
+	// The load balancer on real instances: a client straight to one
+	// guest's forward, against the same client through a HAProxy of kiln's
+	// over three guests' forwards.
+	var lbLines []string
+	if snap, err := controller.ReadSnapshot(state); err == nil && len(snap.Sets) == 1 {
+		var addrs []string
+		for _, in := range snap.Sets[0].Instances {
+			for _, f := range in.Forwards {
+				if f.GuestPort == 8080 && len(addrs) < 3 {
+					addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", f.HostPort))
+				}
+			}
+		}
+		lines, err := lbThroughput(context.Background(), addrs)
+		if err != nil {
+			return nil, fmt.Errorf("load balancer: %w", err)
+		}
+		for _, l := range lines {
+			lbLines = append(lbLines, "lb over 3 app-host guests: "+l)
+		}
+	}
 	seen, healthy = map[string]time.Time{}, map[string]time.Time{}
 	start := time.Now()
 	if err := os.WriteFile(fleet, spec("./app-host-2.qcow2"), 0o644); err != nil {
@@ -166,11 +192,11 @@ upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %
 		ideal += longest
 	}
 	ratio := total.Seconds() / ideal.Seconds()
-	return []string{
+	return append(lbLines,
 		fmt.Sprintf("rolling upgrade of %d app-host instances, batches of %d with maxSurge, through the host's HAProxy", rollingInstances, rollingBatch),
 		fmt.Sprintf("boot-to-healthy: %s", strings.Join(boots, ", ")),
 		fmt.Sprintf("total %s, ideal (sum of each batch's longest boot) %s: %.2fx   (target <= 1.2x: %s)", total.Round(time.Second), ideal.Round(time.Second), ratio, okIf(ratio <= 1.2)),
-	}, nil
+	), nil
 }
 
 // recompress writes the image src again as dst, compressed another way
