@@ -79,9 +79,9 @@ capacity: %d
 size: {memory: 384MiB}
 network: {ports: [8080]}
 hosts: ["%s"]
-health: {interval: 2s}
+health: {interval: 2s, gracePeriod: 5m}
 loadBalancer: {listen: "127.0.0.1:%d"}
-upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %d, maxSurge: true}}
+upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %d, maxUnhealthyInstancePercent: 50, maxSurge: true}}
 `, image, recipe, rollingInstances, d.URI, port, 100*rollingBatch/rollingInstances))
 	}
 	if err := os.WriteFile(fleet, spec("./app-host.qcow2"), 0o644); err != nil {
@@ -98,9 +98,11 @@ upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %
 	if err := run.Start(); err != nil {
 		return nil, err
 	}
+	exited := make(chan struct{})
+	go func() { run.Process.Wait(); close(exited) }()
 	defer func() {
 		run.Process.Signal(os.Interrupt)
-		run.Wait()
+		<-exited
 		destroy := exec.Command(kiln, "deploy", "destroy", fleet, "roll")
 		destroy.Env = run.Env
 		destroy.Run()
@@ -111,6 +113,12 @@ upgradePolicy: {mode: Rolling, rollingUpgradePolicy: {maxBatchInstancePercent: %
 	poll := func(what string, within time.Duration, digest string) error {
 		deadline := time.Now().Add(within)
 		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				log, _ := os.ReadFile(filepath.Join(work, "run.log"))
+				return fmt.Errorf("%s: kiln deploy run ended\n%s", what, log)
+			default:
+			}
 			snap, err := controller.ReadSnapshot(state)
 			if err == nil && len(snap.Sets) == 1 {
 				now, good := time.Now(), 0
