@@ -22,6 +22,7 @@ var sysprepRemove = []string{
 	"/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*",
 	"/var/lib/apt/lists/*_*", "/var/lib/apt/lists/partial/*", "/var/cache/debconf/*-old",
 	"/var/lib/systemd/random-seed", "/var/lib/urandom/random-seed",
+	"/var/cache/ldconfig/aux-cache", // inode numbers and times of the bake tree: only speeds up the next ldconfig
 	"/var/log/journal/*", "/var/log/apt/*", "/var/log/dpkg.log", "/var/log/alternatives.log", "/var/log/bootstrap.log",
 	"/var/lib/systemd/timers/*", "/var/lib/systemd/timesync/*",
 	"/var/lib/kiln/cron/*", "/var/lib/kiln/job/*",
