@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/deploy/health"
 	"github.com/kiln-project/kiln/deploy/repair"
 	"github.com/kiln-project/kiln/deploy/upgrade"
+	"github.com/kiln-project/kiln/internal/fielderr"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -137,20 +138,10 @@ func (c *checker) fieldErrors(pos recipes.Positions, prefix string, err error) {
 		errs = joined.Unwrap()
 	}
 	for _, e := range errs {
-		var he *health.FieldError
-		var ae *autoscale.FieldError
-		var ue *upgrade.FieldError
-		var re *repair.FieldError
-		switch {
-		case errors.As(e, &he):
-			c.errorf(pos, join(prefix, he.Field), "%s", he.Message)
-		case errors.As(e, &ae):
-			c.errorf(pos, join(prefix, ae.Field), "%s", ae.Message)
-		case errors.As(e, &ue):
-			c.errorf(pos, join(prefix, ue.Field), "%s", ue.Message)
-		case errors.As(e, &re):
-			c.errorf(pos, join(prefix, re.Field), "%s", re.Message)
-		default:
+		var fe *fielderr.Error
+		if errors.As(e, &fe) {
+			c.errorf(pos, join(prefix, fe.Field), "%s", fe.Message)
+		} else {
 			c.errorf(pos, prefix, "%v", e)
 		}
 	}

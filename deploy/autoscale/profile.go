@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/fielderr"
 )
 
 // MetricCPU is the built-in metric: the percentage of its vCPUs an instance
@@ -124,12 +126,7 @@ func (r Rule) target(n int) int {
 
 // FieldError is one problem of a profile at a field path such as
 // "rules[1].timeWindow"; callers prefix their own ("sets[0].autoscale.").
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+type FieldError = fielderr.Error
 
 // Validate checks a profile and returns every problem, each a *FieldError,
 // joined. maxCapacity is the largest capacity a set may have

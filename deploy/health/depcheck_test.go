@@ -9,6 +9,6 @@ import (
 // health is a model with no I/O: the standard library only, no kiln
 // package (the controller, above it, does the probing).
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t)
+	testutil.CheckImports(t, "internal/fielderr")
 	testutil.CheckExternalImports(t, nil, nil)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/fielderr"
 )
 
 // Status is where an instance stands.
@@ -60,12 +62,7 @@ func Default(c *Config) {
 
 // FieldError is one problem of a Config or a Probe, at a field path such as
 // "gracePeriod" or "http.status"; callers prefix their own path ("sets[0].health.").
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+type FieldError = fielderr.Error
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}

@@ -9,6 +9,6 @@ import (
 // repair is a decision with no I/O: the standard library and the health
 // model only (the controller, above it, observes and repairs).
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "deploy/health")
+	testutil.CheckImports(t, "deploy/health", "internal/fielderr")
 	testutil.CheckExternalImports(t, nil, nil)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/fielderr"
 )
 
 // Action is how an unhealthy instance is repaired, spelt as Azure spells
@@ -66,12 +68,7 @@ func Default(p *Policy) {
 // FieldError is one problem of a Policy at a field path such as
 // "automaticRepairs.gracePeriod"; the fleet loader prefixes the set's path
 // and places it at the field's file:line:col.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+type FieldError = fielderr.Error
 
 // Validate checks a defaulted Policy, enabled or not, and returns every
 // problem, each a *FieldError, joined; nil when there is none.

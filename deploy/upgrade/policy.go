@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/fielderr"
 )
 
 // Mode is when instances take a set's new image.
@@ -93,12 +95,7 @@ const (
 // FieldError is one problem of a Policy or of Options, at a field path such
 // as "upgradePolicy.rollingUpgradePolicy.maxBatchInstancePercent"; the
 // fleet loader places it at the field's file:line:col.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+type FieldError = fielderr.Error
 
 // Validate checks a defaulted Policy and returns every problem, each a
 // *FieldError, joined; nil when there is none. The rolling fields are
