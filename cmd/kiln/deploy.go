@@ -379,13 +379,9 @@ func deployStatus(cmd *cobra.Command, args []string) error {
 		if a.Address != "" {
 			reach = append(reach, a.Address)
 		}
-		img := a.Meta.Image
-		if len(img) > 19 {
-			img = img[:19]
-		}
 		h := health[a.Name]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", a.Name, a.State, orDash(string(h.Health)), orDash(string(h.LoadBalancer)),
-			a.Meta.FaultDomain, a.Meta.UpdateDomain, img, orDash(strings.Join(reach, ",")), a.Host, orDash(a.Meta.Source))
+			a.Meta.FaultDomain, a.Meta.UpdateDomain, shortDigest(a.Meta.Image), orDash(strings.Join(reach, ",")), a.Host, orDash(a.Meta.Source))
 	}
 	return tw.Flush()
 }
