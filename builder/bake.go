@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/digest"
+	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/lint"
@@ -23,7 +24,7 @@ import (
 // imageLayout names how kiln lays out images; bump it when sysprep or the
 // disk layout change, so cached images are rebuilt. (What boot-time tuning
 // writes is digested into cache keys by itself: tuningKey.)
-const imageLayout = "kiln-image-v9"
+const imageLayout = "kiln-image-v10"
 
 // Result is a finished bake.
 type Result struct {
@@ -48,6 +49,9 @@ type bakeState struct {
 	image    string // converted image in work
 	manifest *manifest.Manifest
 	started  time.Time
+	// epoch is the image's SOURCE_DATE_EPOCH (treeEpoch), from where.
+	epoch     time.Time
+	epochFrom string
 }
 
 // Bake builds the golden image of a plan at output (qcow2 or raw, as the
@@ -267,8 +271,15 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return err
 	}
+	// What the bake's commands stamp with the time (shadow's password
+	// dates, bytecode) takes the base's epoch, not the clock.
+	when, _, err := b.treeEpoch(st.tree)
+	if err != nil {
+		return err
+	}
 	ob := &offlineBake{plan: st.plan, root: st.tree, step: step,
-		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: debs, guest: "/var/cache/apt/archives"}}}}
+		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: debs, guest: "/var/cache/apt/archives"}},
+			env: []string{fmt.Sprintf("%s=%d", epoch.Var, when.Unix())}}}
 	if err := ob.run(ctx); err != nil {
 		return err
 	}
@@ -294,6 +305,15 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	if err := sysprep(st.tree, machineID(tuned)); err != nil {
 		return err
 	}
+	// The packages are final: the image's epoch is known. Clamped before
+	// the bytecode headers record their sources' times and the stamps
+	// /usr's.
+	if st.epoch, st.epochFrom, err = b.treeEpoch(st.tree); err != nil {
+		return err
+	}
+	if err := clampTimes(st.tree, st.epoch); err != nil {
+		return err
+	}
 	if tuned {
 		if err := timestampPycs(st.tree); err != nil {
 			return err
@@ -315,7 +335,7 @@ func (st *bakeState) manifestBase() manifest.Base {
 
 func (b *Builder) stepAssemble(ctx context.Context, st *bakeState) error {
 	st.raw = filepath.Join(st.work, "disk.raw")
-	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.key, Epoch: b.epoch}, b.sink)
+	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.key, Epoch: st.epoch}, b.sink)
 	if err != nil {
 		return err
 	}
@@ -388,7 +408,8 @@ func (b *Builder) stepManifest(ctx context.Context, st *bakeState) error {
 	m.Disk.Format, m.Disk.Compression, m.Disk.Firmware = d.Format, d.Compression, d.Firmware
 	m.Disk.VirtualSize, m.Disk.FileSize = int64(d.Size), sum.Size
 	m.Artifacts = []manifest.Artifact{{Name: filepath.Base(st.image), Size: sum.Size, SHA256: sum.String()}}
-	m.Build = manifest.Build{Mode: "offline", Duration: manifest.Duration(time.Since(st.started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix()}
+	m.Build = manifest.Build{Mode: "offline", Duration: manifest.Duration(time.Since(st.started).Round(100 * time.Millisecond)),
+		SourceDateEpoch: st.epoch.Unix(), SourceDateEpochFrom: st.epochFrom}
 	return manifest.Write(filepath.Join(st.work, "manifest.json"), m)
 }
 

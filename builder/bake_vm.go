@@ -341,7 +341,8 @@ func (b *Builder) vmManifest(plan *recipes.Plan, base *imageBase, key, image str
 	m.Base = manifest.Base{Ref: base.Ref, Kind: manifest.BaseImage, Suite: base.Suite, Digest: "sha256:" + base.SHA256}
 	m.Disk = manifest.Disk{Format: d.Format, Compression: d.Compression, Firmware: d.Firmware, VirtualSize: int64(d.Size), FileSize: sum.Size}
 	m.Artifacts = []manifest.Artifact{{Name: filepath.Base(image), Size: sum.Size, SHA256: sum.String()}}
-	m.Build = manifest.Build{Mode: "vm", Duration: manifest.Duration(time.Since(started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix()}
+	m.Build = manifest.Build{Mode: "vm", Duration: manifest.Duration(time.Since(started).Round(100 * time.Millisecond)), SourceDateEpoch: b.epoch.Unix(),
+		SourceDateEpochFrom: b.givenEpochFrom()}
 	if info, err := b.opts.QemuImg.Info(context.Background(), image); err == nil {
 		m.Disk.VirtualSize = info.VirtualSize
 	}

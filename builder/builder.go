@@ -39,7 +39,9 @@ type Options struct {
 	// Progress receives progress events; default progress.Discard.
 	Progress progress.Sink
 	// Epoch stamps what the build makes (the build's SOURCE_DATE_EPOCH,
-	// read with internal/epoch); default epoch.Default.
+	// read with internal/epoch.Lookup). Zero: a package-based image takes
+	// the newest date of its packages (see packagesEpoch), anything else
+	// epoch.Default.
 	Epoch time.Time
 	// QemuImg runs qemu-img; default qemu.Img{} (qemu-img from PATH).
 	QemuImg ImageTool
@@ -75,6 +77,8 @@ type Builder struct {
 	cache *Cache
 	sink  progress.Sink
 	epoch time.Time
+	// fixedEpoch: Options.Epoch was given, so no image derives its own.
+	fixedEpoch bool
 	// offline is the offline bake's steps: offlineSteps, or fakes in the
 	// unit tests of the cache decisions around them.
 	offline func() []bakeStep
@@ -91,7 +95,7 @@ func New(opts Options) *Builder {
 	if opts.QemuImg == nil {
 		opts.QemuImg = qemu.Img{}
 	}
-	b := &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch)}
+	b := &Builder{opts: opts, cache: &Cache{Dir: opts.CacheDir}, sink: progress.Or(opts.Progress), epoch: epoch.Or(opts.Epoch), fixedEpoch: !opts.Epoch.IsZero()}
 	b.offline = b.offlineSteps
 	return b
 }

@@ -143,9 +143,9 @@ func TestBakeCache(t *testing.T) {
 	if !again.Cached || again.Info.Artifacts[0].SHA256 != first.Info.Artifacts[0].SHA256 || ev.saw("base", progress.Start, "") {
 		t.Errorf("unchanged recipe was rebuilt: cached=%v", again.Cached)
 	}
-	// Rebuilt twice on purpose (--no-cache) from the same base: not one
-	// file of the guest differs (kiln diff's comparison; the image's bytes
-	// still may, issue 16). The cached image may come from an older kiln.
+	// Rebuilt twice on purpose (--no-cache) from the same base: the same
+	// bytes (issue 16), and so not one file of the guest differs either.
+	var digests []string
 	for _, name := range []string{"rebuilt1.qcow2", "rebuilt2.qcow2"} {
 		nb := New(Options{CacheDir: testutil.CacheDir(t), NoCache: true, Boot: testguest.Runner()})
 		rebuilt, err := nb.Bake(ctx, recipeVariant(t), filepath.Join(dir, name))
@@ -155,9 +155,16 @@ func TestBakeCache(t *testing.T) {
 		if rebuilt.Cached {
 			t.Error("a --no-cache bake came from the cache")
 		}
+		if b := rebuilt.Info.Build; b.SourceDateEpochFrom != manifest.EpochFromPackages || b.SourceDateEpoch < time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix() {
+			t.Errorf("manifest build: %+v; want the epoch from the packages, a 2025 date or later", b)
+		}
+		digests = append(digests, rebuilt.Info.Artifacts[0].SHA256)
 	}
 	if r, err := imagediff.Images(ctx, filepath.Join(dir, "rebuilt1.qcow2"), filepath.Join(dir, "rebuilt2.qcow2")); err != nil || !r.Empty() {
 		t.Errorf("two rebuilds of the same recipe differ: %v\n%+v", err, r)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two rebuilds of the same recipe are not the same bytes: %s and %s", digests[0], digests[1])
 	}
 	// A bake section no earlier run has baked: the test cache outlives runs.
 	ev = &events{}

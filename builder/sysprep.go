@@ -3,6 +3,7 @@ package builder
 import (
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // sysprepRemove is the hygiene list: what must not survive into a golden
@@ -37,6 +38,9 @@ func sysprep(r root, machineID string) error {
 	if err := r.remove(sysprepRemove...); err != nil {
 		return err
 	}
+	if err := touchCleaned(r); err != nil {
+		return err
+	}
 	if err := r.writeFile("/etc/machine-id", []byte(machineID), 0o444, 0, 0); err != nil {
 		return err
 	}
@@ -57,6 +61,29 @@ func sysprep(r root, machineID string) error {
 		}
 	}
 	return os.MkdirAll(filepath.Join(r.dir, "var/lib/cloud"), 0o755)
+}
+
+// touchCleaned gives every directory the hygiene list cleans the time of
+// now, which the bake then clamps to the image's epoch: whether apt
+// downloaded into archives/partial, or a log was there to remove, leaves
+// no trace in the image's bytes.
+func touchCleaned(r root) error {
+	now := time.Now()
+	for _, pattern := range sysprepRemove {
+		dirs, err := filepath.Glob(filepath.Join(r.dir, filepath.Dir(pattern)))
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			if st, err := os.Lstat(d); err != nil || !st.IsDir() {
+				continue // absent, or a symlink: nothing of the tree's to stamp
+			}
+			if err := os.Chtimes(d, now, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func osMode(m uint32) os.FileMode { return os.FileMode(m) }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -128,23 +129,54 @@ func TestAssembleGPT(t *testing.T) {
 	}
 }
 
-// TestAssembleESPReproducible assembles the same disk twice, more than
-// FAT's two-second timestamp resolution apart: the ESP must not depend on
-// the clock.
-func TestAssembleESPReproducible(t *testing.T) {
+// TestAssembleReproducible assembles the same tree twice, from two copies
+// made more than FAT's two-second timestamp resolution apart: the disks
+// must be the same bytes, whatever the clock, the trees' change and access
+// times, or the files' times after the epoch.
+func TestAssembleReproducible(t *testing.T) {
+	t.Setenv("TZ", "UTC") // for the dates dumpe2fs prints
 	first, res := assembleTestDisk(t, "same")
 	time.Sleep(2100 * time.Millisecond)
 	second, _ := assembleTestDisk(t, "same")
-	a, err := os.ReadFile(extract(t, first, res.Partitions[PartESP-1]))
+	a, err := os.ReadFile(first)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(extract(t, second, res.Partitions[PartESP-1]))
+	b, err := os.ReadFile(second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if i := firstDiff(a, b); i >= 0 {
-		t.Errorf("the ESPs differ from byte %d (sector %d)", i, i/sectorSize)
+		part := "outside the partitions"
+		for n, p := range res.Partitions {
+			if int64(i) >= p.Offset() && int64(i) < p.Offset()+p.Size() {
+				part = fmt.Sprintf("partition %d (%s), byte %d", n+1, p.Name, int64(i)-p.Offset())
+			}
+		}
+		t.Errorf("the disks differ from byte %d: %s", i, part)
+	}
+	// Every time of every inode is pinned: what the tree's files had after
+	// the epoch, and what mkfs took from the clock, is the epoch.
+	root := extract(t, first, res.Partitions[PartRoot-1])
+	for _, name := range []string{"/", "/etc", "/etc/hostname", "/boot/grub/grub.cfg"} {
+		out, err := tool(t, "debugfs", "-R", "stat "+name, root)
+		if err != nil {
+			t.Fatalf("debugfs stat %s: %v\n%s", name, err, out)
+		}
+		for _, field := range []string{"ctime", "atime", "mtime", "crtime"} {
+			if !regexp.MustCompile(`(?m)^ *` + field + `: 0x663881d9:00000000 `).MatchString(out) {
+				t.Errorf("%s: %s is not the epoch (0x663881d9, 2024-05-06 07:08:09):\n%s", name, field, out)
+			}
+		}
+	}
+	out, err := tool(t, "dumpe2fs", "-h", root)
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v\n%s", err, out)
+	}
+	for _, field := range []string{"Filesystem created", "Last write time", "Last checked"} {
+		if !regexp.MustCompile(`(?m)^` + field + `: +Mon May  6 07:08:09 2024$`).MatchString(out) {
+			t.Errorf("superblock %q is not the epoch:\n%s", field, out)
+		}
 	}
 }
 

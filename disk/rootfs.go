@@ -26,7 +26,7 @@ func mkfsArgs(path string, l layout, tree, label, uuid string) []string {
 func makeRootFS(ctx context.Context, path string, l layout, tree, label, uuid string, epoch time.Time) error {
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", mkfsArgs(path, l, tree, label, uuid)...)
 	// e2fsprogs stamps the filesystem with this time instead of the clock.
-	cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", epoch.Unix()))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", e2fsTime(epoch)))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
@@ -35,5 +35,5 @@ func makeRootFS(ctx context.Context, path string, l layout, tree, label, uuid st
 		}
 		return fmt.Errorf("disk: mkfs.ext4: %v: %s", err, msg)
 	}
-	return nil
+	return pinTimes(ctx, path, l, epoch)
 }

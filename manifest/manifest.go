@@ -100,10 +100,25 @@ type Artifact struct {
 
 // Build records how the build ran (not part of any digest).
 type Build struct {
-	Mode            string   `json:"mode"` // offline, vm
-	Duration        Duration `json:"duration"`
-	SourceDateEpoch int64    `json:"sourceDateEpoch"`
+	Mode     string   `json:"mode"` // offline, vm
+	Duration Duration `json:"duration"`
+	// SourceDateEpoch is the time every timestamp in the image is clamped
+	// to; a rebuild sets SOURCE_DATE_EPOCH to it, or derives it again.
+	SourceDateEpoch int64 `json:"sourceDateEpoch"`
+	// SourceDateEpochFrom says where it came from (EpochFrom*); empty in
+	// manifests of kiln versions that did not record it.
+	SourceDateEpochFrom string `json:"sourceDateEpochFrom,omitempty"`
 }
+
+// Where a build's SourceDateEpoch came from.
+const (
+	// EpochFromEnvironment: $SOURCE_DATE_EPOCH, as the builder was given it.
+	EpochFromEnvironment = "environment"
+	// EpochFromPackages: the newest build date of the image's packages.
+	EpochFromPackages = "packages"
+	// EpochFromDefault: neither; the Unix epoch.
+	EpochFromDefault = "default"
+)
 
 // Check is one probe of a running instance. Exactly one of HTTP, TCP and
 // Command is set. HTTP and TCP probe from outside the guest (through a

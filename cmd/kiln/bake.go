@@ -68,9 +68,10 @@ func buildEpoch() (time.Time, error) {
 }
 
 func newBuilder(cmd *cobra.Command) (*builder.Builder, error) {
-	when, err := buildEpoch()
+	// Unset, the builder derives each image's epoch from its packages.
+	when, err := epoch.Lookup()
 	if err != nil {
-		return nil, err
+		return nil, usageError{err}
 	}
 	return builder.New(builder.Options{
 		Epoch:       when,

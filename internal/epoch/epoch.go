@@ -51,6 +51,15 @@ func FromEnv() (time.Time, error) {
 	return Parse(v)
 }
 
+// Lookup is FromEnv for callers with a default of their own: the zero
+// time when SOURCE_DATE_EPOCH is unset or empty.
+func Lookup() (time.Time, error) {
+	if v, ok := os.LookupEnv(Var); !ok || v == "" {
+		return time.Time{}, nil
+	}
+	return FromEnv()
+}
+
 // Or returns t, or Default when t is zero: for options whose zero value
 // means "no time given".
 func Or(t time.Time) time.Time {

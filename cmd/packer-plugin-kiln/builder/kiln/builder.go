@@ -51,7 +51,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if err != nil {
 		return nil, err
 	}
-	when, err := epoch.FromEnv()
+	when, err := epoch.Lookup()
 	if err != nil {
 		return nil, err
 	}
