@@ -34,16 +34,25 @@ bake.mode (auto, offline, vm) chooses; auto means offline for package bases.
 
 An unchanged recipe re-bakes as a copy of the cached image; a changed bake
 section reuses the cached base. The image appears at the output path only when
-it is complete, and kiln lint must pass on it.`,
+it is complete, and kiln lint must pass on it.
+
+Images are reproducible: the same recipe, kiln version and package versions
+give the same bytes. Every timestamp is clamped to SOURCE_DATE_EPOCH, which
+defaults to the newest build date of the image's packages (the manifest
+records it). --check-reproducible proves it for one recipe: it bakes again
+from scratch (one more bake, from the cached base) and fails with kiln diff's
+report when the images differ; see docs/reproducible.md.`,
 		Example: `  kiln bake examples/app-host.yaml                 # -> app-host.qcow2 + app-host.manifest.json
   kiln bake web.yaml -o out/web.qcow2 --output json
-  kiln bake web.yaml --push registry.example.com/team/web:1.2 --sign kiln.key`,
+  kiln bake web.yaml --push registry.example.com/team/web:1.2 --sign kiln.key
+  kiln bake web.yaml --check-reproducible          # bake twice, fail unless the bytes match`,
 		Args: exactArgs(1),
 		RunE: bakeAction,
 	}
 	cmd.Flags().StringP("out", "o", "", "image to write (default: <recipe name>.qcow2, or .raw)")
 	addBuilderFlags(cmd)
 	cmd.Flags().Bool("no-cache", false, "rebuild the image even when an identical one is cached")
+	cmd.Flags().Bool("check-reproducible", false, "bake a second time from scratch and fail, with kiln diff's report, unless both images are the same bytes")
 	cmd.Flags().Bool("keep-workdir", false, "keep the baked tree and raw disk in the cache's kept/ directory, for debugging")
 	cmd.Flags().Duration("bake-timeout", builder.DefaultBakeTimeout, "how long a VM bake (image bases) may take")
 	cmd.Flags().String("push", "", "after the bake, publish the image to this reference (see kiln push --help)")
@@ -114,6 +123,17 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	var repro *builder.Reproducibility
+	if cfg.GetBool("check-reproducible") {
+		// Checked before anything is published.
+		if repro, err = checkReproducible(cmd, b, plan, res); err != nil {
+			if repro != nil && jsonOutput() {
+				return printFailure(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest, "sha256": res.Info.Artifacts[0].SHA256,
+					"reproducible": repro}, err, exitFailure)
+			}
+			return err
+		}
+	}
 	var pushed *registry.PushResult
 	if pushRef.String() != "" {
 		if pushed, err = push(cmd, res.Image, pushRef, cfg.GetString("push-format")); err != nil {
@@ -123,7 +143,7 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if jsonOutput() {
 		return printResult(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest,
 			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size,
-			"pushed": pushed})
+			"pushed": pushed, "reproducible": repro})
 	}
 	how := "baked"
 	if res.Cached {
@@ -133,8 +153,32 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "%s (%s)\n  image     %s (%d MiB, %s)\n  manifest  %s\n  packages  %d, kernel %s, cloud-init %s\n",
 		plan.Recipe.Name, how, res.Image, a.Size>>20, strings.TrimPrefix(a.SHA256, "sha256:")[:16], res.Manifest,
 		len(res.Info.Packages), res.Info.OS.Kernel, res.Info.OS.CloudInit)
+	if repro != nil {
+		fmt.Fprintf(cmd.OutOrStdout(), "  reproducible: a second bake from scratch gave the same bytes\n")
+	}
 	if pushed != nil {
 		return printPushed(cmd, pushed)
 	}
 	return nil
+}
+
+// checkReproducible bakes the recipe a second time from scratch and fails
+// with kiln diff's report when the two images are not the same bytes.
+func checkReproducible(cmd *cobra.Command, b *builder.Builder, plan *recipes.Plan, res *builder.Result) (*builder.Reproducibility, error) {
+	r, err := b.CheckReproducible(cmd.Context(), plan, res)
+	if err != nil {
+		return nil, err
+	}
+	if r.Same {
+		return r, nil
+	}
+	if !jsonOutput() {
+		printDiff(cmd.OutOrStdout(), r.Diff)
+	}
+	what := "the filesystems' metadata differs, but no file, owner, mode or package (compare the bytes with cmp -l)"
+	if !r.Diff.Empty() {
+		what = fmt.Sprintf("packages differing: %d, files: %d (listed above)", len(r.Diff.Packages), len(r.Diff.Files))
+	}
+	return r, fmt.Errorf("not reproducible: a second bake of %s from scratch gave %s, not %s: %s; the second image is kept at %s",
+		plan.Recipe.Name, shortDigest(r.Rebuilt), shortDigest(r.Digest), what, r.Second)
 }

@@ -318,3 +318,57 @@ func TestVMBakeSIGINT(t *testing.T) {
 		t.Errorf("work directories left: %v", d)
 	}
 }
+
+// TestBakeCheckReproducible: --check-reproducible passes on a recipe whose
+// bake is deterministic and removes its second image; on a recipe that
+// writes random bytes, it exits 1 naming the file that differs, keeps the
+// second image, and publishes nothing.
+func TestBakeCheckReproducible(t *testing.T) {
+	needBake(t)
+	dir := t.TempDir()
+	write := func(name, command string) string {
+		p := filepath.Join(dir, name+".yaml")
+		os.WriteFile(p, []byte(fmt.Sprintf(`apiVersion: kiln/v1
+name: %s
+bake:
+  files:
+    - {path: /etc/kiln-it/repro, content: "same every time\n"}
+  commands:
+    - %s
+disk: {size: 2GiB}
+`, name, command)), 0o644)
+		return p
+	}
+	bake := func(recipe, out string) (string, int) {
+		cmd := exec.Command(kilnBin, "bake", recipe, "-o", out, "--cache-dir", testutil.CacheDir(t), "--check-reproducible")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return string(b), cmd.ProcessState.ExitCode()
+	}
+
+	good := filepath.Join(dir, "good.qcow2")
+	out, code := bake(write("kiln-it-repro", "chmod 0600 /etc/kiln-it/repro"), good)
+	if code != 0 || !strings.Contains(out, "reproducible: a second bake from scratch gave the same bytes") {
+		t.Fatalf("deterministic recipe: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "good.rebuilt.qcow2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the second image of a reproducible bake was left behind: %v", err)
+	}
+
+	bad := filepath.Join(dir, "bad.qcow2")
+	out, code = bake(write("kiln-it-unrepro", "head -c 16 /dev/urandom > /etc/kiln-it/random"), bad)
+	if code != 1 || !strings.Contains(out, "~ /etc/kiln-it/random  content sha256:") || !strings.Contains(out, "not reproducible: a second bake of kiln-it-unrepro") {
+		t.Fatalf("random recipe: exit %d, want 1 with the differing file named\n%s", code, out)
+	}
+	if strings.Contains(out, "/etc/kiln-it/repro ") {
+		t.Errorf("a file that is the same in both was reported:\n%s", out)
+	}
+	second := filepath.Join(dir, "bad.rebuilt.qcow2")
+	if _, err := os.Stat(second); err != nil || !strings.Contains(out, "kept at "+second) {
+		t.Errorf("the second image is not kept (and named) for a closer look: %v\n%s", err, out)
+	}
+}
