@@ -152,6 +152,7 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 		{Path: "/var/lib/kiln-bake/machine-id", Content: []byte(machineID(!b.opts.NoBootTuning)), Mode: 0o644, Owner: "root:root"},
 		{Path: "/usr/local/lib/kiln/bake-finish", Content: []byte(asset("bake-finish")), Mode: 0o755, Owner: "root:root"},
 		{Path: "/etc/systemd/system/kiln-bake-finish.service", Content: []byte(asset("bake-finish.service")), Mode: 0o644, Owner: "root:root"},
+		{Path: "/var/lib/kiln-bake/" + snakeoilUnit, Content: []byte(asset(snakeoilUnit)), Mode: 0o644, Owner: "root:root"},
 	}
 	if !b.opts.NoBootTuning {
 		for _, f := range tuningFiles() {

@@ -29,7 +29,16 @@ var sysprepRemove = []string{
 	"/var/lib/kiln/cron/*", "/var/lib/kiln/job/*",
 	"/tmp/*", "/var/tmp/*",
 	"/usr/sbin/policy-rc.d",
+	// ssl-cert's snake-oil key pair, made when the package was installed:
+	// one private key every clone would share (snakeoilUnit makes each
+	// instance its own).
+	"/etc/ssl/private/ssl-cert-snakeoil.key", "/etc/ssl/certs/ssl-cert-snakeoil.pem",
 }
+
+// snakeoilUnit makes an instance's snake-oil certificate at its first boot,
+// before any service (PostgreSQL's default TLS) reads it, where the image
+// has ssl-cert's tool. It is the same file the VM bake's guest writes.
+const snakeoilUnit = "kiln-snakeoil.service"
 
 // sysprep makes the tree a clean golden image: the hygiene list removed, a
 // machine-id that makes each clone generate its own (machineID), and the
@@ -40,6 +49,14 @@ func sysprep(r root, machineID string) error {
 	}
 	if err := touchCleaned(r); err != nil {
 		return err
+	}
+	if r.exists("/usr/sbin/make-ssl-cert") {
+		if err := r.writeFile("/etc/systemd/system/"+snakeoilUnit, []byte(asset(snakeoilUnit)), 0o644, 0, 0); err != nil {
+			return err
+		}
+		if err := r.symlink("../"+snakeoilUnit, "/etc/systemd/system/sysinit.target.wants/"+snakeoilUnit); err != nil {
+			return err
+		}
 	}
 	if err := r.writeFile("/etc/machine-id", []byte(machineID), 0o444, 0, 0); err != nil {
 		return err

@@ -612,3 +612,43 @@ func dnsQueryA(server, name string) (string, error) {
 	}
 	return "", fmt.Errorf("no A record for %s in %d answers", name, answers)
 }
+
+// TestExamplesReproducible: every example bakes to the same bytes twice —
+// the cached (or first) image against a bake from scratch, as kiln bake
+// --check-reproducible does. On a difference, kiln diff's report says
+// which files or packages.
+func TestExamplesReproducible(t *testing.T) {
+	testutil.Integration(t)
+	testutil.NeedRoot(t)
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "debugfs", "qemu-img", "grub-mkimage", "unshare"} {
+		testutil.NeedTool(t, tool)
+	}
+	ctx := context.Background()
+	for _, f := range exampleFiles(t) {
+		t.Run(strings.TrimSuffix(f, ".yaml"), func(t *testing.T) {
+			plan, err := recipes.LoadPlan(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := builder.New(builder.Options{CacheDir: testutil.CacheDir(t)})
+			first, err := b.Bake(ctx, plan, filepath.Join(t.TempDir(), plan.Recipe.Name+"."+plan.Recipe.Disk.Format))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := b.CheckReproducible(ctx, plan, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Same {
+				var diffs []string
+				for _, p := range r.Diff.Packages {
+					diffs = append(diffs, fmt.Sprintf("package %s %q -> %q", p.Name, p.From, p.To))
+				}
+				for _, c := range r.Diff.Files {
+					diffs = append(diffs, fmt.Sprintf("%s %s %v", c.Change, c.Path, c.Fields))
+				}
+				t.Errorf("%s bakes to %s, then from scratch to %s; kiln diff: %q", f, r.Digest, r.Rebuilt, diffs)
+			}
+		})
+	}
+}

@@ -58,6 +58,9 @@ var plants = map[string]func(t *testing.T, dir string){
 	"ssh-host-keys": func(t *testing.T, d string) {
 		write(t, d, "etc/ssh/ssh_host_ed25519_key", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
 	},
+	"tls-snakeoil": func(t *testing.T, d string) {
+		write(t, d, "etc/ssl/private/ssl-cert-snakeoil.key", "-----BEGIN PRIVATE KEY-----\n")
+	},
 	"cloud-init-state": func(t *testing.T, d string) {
 		write(t, d, "var/lib/cloud/instances/i-123/datasource", "DataSourceNoCloud\n")
 	},

@@ -43,6 +43,7 @@ var Rules = []Rule{
 	{"machine-id", "/etc/machine-id is 'uninitialized' or empty, so each clone gets its own id", checkMachineID},
 	{"dbus-machine-id", "no /var/lib/dbus/machine-id (or only a link to /etc/machine-id)", checkDBusMachineID},
 	{"ssh-host-keys", "no SSH host keys: each instance generates its own", present("SSH host key", "etc/ssh/ssh_host_*")},
+	{"tls-snakeoil", "no snake-oil TLS key (ssl-cert's): each instance makes its own", present("snake-oil TLS private key", "etc/ssl/private/ssl-cert-snakeoil.key")},
 	{"cloud-init-state", "no cloud-init instance state: the image's first boot is a first boot", present("cloud-init state", "var/lib/cloud/instance", "var/lib/cloud/instances/*", "var/lib/cloud/data/*", "var/lib/cloud/sem/*")},
 	{"cloud-init-logs", "no cloud-init logs", nonEmpty("cloud-init log", "var/log/cloud-init.log", "var/log/cloud-init-output.log")},
 	{"dhcp-leases", "no DHCP leases", nonEmpty("DHCP lease", "var/lib/dhcp/*", "var/lib/dhclient/*", "var/lib/NetworkManager/*.lease", "var/lib/systemd/network/*")},
