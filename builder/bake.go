@@ -40,6 +40,7 @@ type bakeState struct {
 	plan     *recipes.Plan
 	base     recipes.Base
 	key      string // cache key of the finished image
+	seed     string // what the disk's identifiers derive from: key, without a lock's pins
 	work     string // work directory (in the cache's tmp)
 	tree     root
 	mirrors  Mirrors
@@ -78,6 +79,9 @@ func (b *Builder) Bake(ctx context.Context, plan *recipes.Plan, output string) (
 // (cached), and returns its cache key.
 func (b *Builder) ensureImage(ctx context.Context, plan *recipes.Plan, base recipes.Base) (key string, cached bool, err error) {
 	mode := plan.Recipe.Bake.Mode
+	if b.opts.Lock != nil && (base.Kind != recipes.BasePackages || mode == "vm") {
+		return "", false, fmt.Errorf("%s: package locks pin offline bakes of package bases (debian:<suite>); this recipe is baked in a VM: remove the lock, or bake it offline", b.opts.LockFile)
+	}
 	switch {
 	case base.Kind == recipes.BasePackages && mode != "vm":
 		return b.ensureOffline(ctx, plan, base)
@@ -151,8 +155,21 @@ func (b *Builder) ensureOffline(ctx context.Context, plan *recipes.Plan, base re
 		return "", false, err
 	}
 	st.pbase = newPackageBase(suite, st.mirrors)
-	st.key = shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
-		tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
+	imageKey := func() string {
+		return shortDigest([]byte(strings.Join([]string{imageLayout, plan.ImageKey, st.pbase.Key(), strings.Join(b.opts.Datasources, ","), fmt.Sprint(b.opts.NoBootTuning),
+			tuningKey(b.opts.Datasources, !b.opts.NoBootTuning), fmt.Sprint(b.epoch.Unix())}, "\n")))
+	}
+	// The disk's identifiers derive from the key without the lock: the
+	// image rebuilt from its lock is the same bytes as the one it was
+	// locked from.
+	st.seed = imageKey()
+	if l := b.opts.Lock; l != nil {
+		if l.Suite != suite {
+			return "", false, fmt.Errorf("%s was locked on debian:%s, but %s is debian:%s now: run kiln lock update", b.opts.LockFile, l.Suite, plan.Recipe.Base, suite)
+		}
+		st.pbase.Pins = l.Pins()
+	}
+	st.key = imageKey()
 	inCache := func() bool {
 		_, err := os.Stat(filepath.Join(b.cache.entryPath(KindImage, st.key), "manifest.json"))
 		return err == nil && !b.opts.NoCache
@@ -236,6 +253,21 @@ func (b *Builder) dropWork(st *bakeState) error {
 func (b *Builder) KeptDir(key string) string { return b.cache.entryPath(KindKept, key) }
 
 func (b *Builder) mirrors(plan *recipes.Plan) (Mirrors, error) {
+	m, err := b.archiveMirrors(plan)
+	if err != nil {
+		return m, err
+	}
+	switch sec := b.opts.SecurityMirror; sec {
+	case "":
+	case "none":
+		m.Security = ""
+	default:
+		m.Security = strings.TrimSuffix(sec, "/")
+	}
+	return m, nil
+}
+
+func (b *Builder) archiveMirrors(plan *recipes.Plan) (Mirrors, error) {
 	if m := plan.Recipe.Bake.Mirror; m != "" {
 		host, _ := HostMirrors(b.opts.AptDir)
 		return Mirrors{Archive: strings.TrimSuffix(m, "/"), Security: host.Security}, nil
@@ -254,7 +286,7 @@ func (b *Builder) stepBase(ctx context.Context, st *bakeState) error {
 
 func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 	step := progress.Begin(b.sink, "bake", int64(len(st.plan.Packages)), "applying the recipe's bake section offline")
-	st.rootUUID = disk.RootUUID(st.key)
+	st.rootUUID = disk.RootUUID(st.seed)
 	ds := append([]string{"NoCloud"}, b.opts.Datasources...)
 	ds = append(ds, "None")
 	if err := tuneImage(st.tree, st.rootUUID, ds, !b.opts.NoBootTuning); err != nil {
@@ -294,7 +326,14 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 		return err
 	}
 	m.Recipe.ImageKey = st.key
+	m.Recipe.Lock = b.opts.LockDigest
 	m.Base = st.manifestBase()
+	if m.Base.Releases, err = aptReleases(st.tree); err != nil {
+		return err
+	}
+	if err := b.checkLock(m.Packages); err != nil {
+		return err
+	}
 	st.manifest = m
 	tuned := !b.opts.NoBootTuning
 	if tuned {
@@ -335,7 +374,7 @@ func (st *bakeState) manifestBase() manifest.Base {
 
 func (b *Builder) stepAssemble(ctx context.Context, st *bakeState) error {
 	st.raw = filepath.Join(st.work, "disk.raw")
-	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.key, Epoch: st.epoch}, b.sink)
+	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.seed, Epoch: st.epoch}, b.sink)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,9 @@ type packageBase struct {
 	Arch     string   `json:"arch"`
 	Sources  []string `json:"sources"`
 	Packages []string `json:"packages"`
+	// Pins are name=version from a package lock: apt installs exactly
+	// these (lockPreferences). A locked base is its own cache entry.
+	Pins []string `json:"pins,omitempty"`
 }
 
 // newPackageBase describes the base of a release, by codename (an alias
@@ -69,7 +72,7 @@ func (pb packageBase) Key() string {
 func (b *Builder) ensureBase(ctx context.Context, pb packageBase, tree string) error {
 	key := pb.Key()
 	tarball := filepath.Join(b.cache.entryPath(KindBase, key), "base.tar")
-	if _, err := os.Stat(tarball); err != nil {
+	if _, err := os.Stat(tarball); err != nil || b.opts.RefreshBase {
 		built, err := b.buildBase(ctx, pb, tree)
 		if err != nil || built {
 			return err
@@ -102,7 +105,7 @@ func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (b
 		return false, err
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(b.cache.entryPath(KindBase, key), "base.tar")); err == nil {
+	if _, err := os.Stat(filepath.Join(b.cache.entryPath(KindBase, key), "base.tar")); err == nil && !b.opts.RefreshBase {
 		return false, nil
 	}
 	// mmdebstrap copies the shared package cache in and its downloads out.
@@ -133,6 +136,21 @@ func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (b
 		"--setup-hook=sync-in " + debs + " /var/cache/apt/archives/",
 		"--customize-hook=sync-out /var/cache/apt/archives " + debs,
 		"--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+	}
+	if len(pb.Pins) > 0 {
+		// Before apt's first run, so the essential set is pinned too.
+		dir, err := b.cache.tempDir("pins")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		prefs := filepath.Join(dir, filepath.Base(lockPreferences))
+		if err := os.WriteFile(prefs, preferencesFor(pb.Pins), 0o644); err != nil {
+			return false, err
+		}
+		args = append(args, "--setup-hook=mkdir -p \"$1\""+filepath.Dir(lockPreferences),
+			"--setup-hook=copy-in "+prefs+" "+filepath.Dir(lockPreferences)+"/")
+		step.Note(fmt.Sprintf("pinned by the package lock: %d packages", len(pb.Pins)))
 	}
 	for _, x := range dpkgExcludes {
 		args = append(args, "--dpkgopt="+x)

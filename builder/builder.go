@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/registry"
 )
 
@@ -56,6 +57,19 @@ type Options struct {
 	// datasource list, trimmed cloud-init modules, fast host keys), so a
 	// benchmark can measure what the tuning buys. Not for real images.
 	NoBootTuning bool
+	// Lock pins the package set (a recipe's package lock, read from
+	// LockFile, whose digest is LockDigest): package bases install exactly
+	// its versions, and the bake fails naming any package it cannot. Image
+	// bases cannot be locked.
+	Lock       *manifest.Lock
+	LockFile   string
+	LockDigest string
+	// RefreshBase rebuilds the package base from the mirror as it is now,
+	// even when one is cached (kiln lock update).
+	RefreshBase bool
+	// SecurityMirror serves <suite>-security: "" for the host's apt
+	// sources' (when Mirror is set too), "none" for no security source.
+	SecurityMirror string
 	// Registry pulls oci:// bases; default: a client with kiln's default
 	// credentials, its blob cache in CacheDir.
 	Registry *registry.Client

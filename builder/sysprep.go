@@ -29,6 +29,7 @@ var sysprepRemove = []string{
 	"/var/lib/kiln/cron/*", "/var/lib/kiln/job/*",
 	"/tmp/*", "/var/tmp/*",
 	"/usr/sbin/policy-rc.d",
+	lockPreferences,
 	// ssl-cert's snake-oil key pair, made when the package was installed:
 	// one private key every clone would share (snakeoilUnit makes each
 	// instance its own).

@@ -44,6 +44,9 @@ type Recipe struct {
 	// ImageKey covers what shapes the image only; boot-only changes keep it.
 	ImageKey string   `json:"imageKey"`
 	Roles    []string `json:"roles"`
+	// Lock is the digest of the package lock the bake installed exactly
+	// (LockPath); empty when none was used.
+	Lock string `json:"lock,omitempty"`
 }
 
 // Base identifies what the image was built from.
@@ -57,6 +60,10 @@ type Base struct {
 	Key     string   `json:"key,omitempty"`     // packages: cache key of the base's inputs
 	Digest  string   `json:"digest,omitempty"`  // image: sha256 of the base image
 	Sources []string `json:"sources,omitempty"` // packages: apt sources
+	// Releases are the Release files apt read for the package base (and
+	// the packages the bake added): the state of the archive the image's
+	// packages came from, which a snapshot mirror can serve again.
+	Releases []Release `json:"releases,omitempty"`
 }
 
 // Base kinds.

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/internal/epoch"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 	"github.com/kiln-project/kiln/registry"
 	"github.com/spf13/cobra"
@@ -41,7 +44,14 @@ give the same bytes. Every timestamp is clamped to SOURCE_DATE_EPOCH, which
 defaults to the newest build date of the image's packages (the manifest
 records it). --check-reproducible proves it for one recipe: it bakes again
 from scratch (one more bake, from the cached base) and fails with kiln diff's
-report when the images differ; see docs/reproducible.md.`,
+report when the images differ; see docs/reproducible.md.
+
+Package locks: --lock writes <recipe>.lock beside the recipe (web.yaml ->
+web.lock): the exact package set and the state of the archive it came from.
+Every later bake of the recipe installs exactly those versions, and fails
+naming the packages the mirror no longer has. kiln lock update refreshes it;
+--mirror and --security-mirror point at a snapshot mirror that keeps an old
+lock buildable.`,
 		Example: `  kiln bake examples/app-host.yaml                 # -> app-host.qcow2 + app-host.manifest.json
   kiln bake web.yaml -o out/web.qcow2 --output json
   kiln bake web.yaml --push registry.example.com/team/web:1.2 --sign kiln.key
@@ -52,6 +62,7 @@ report when the images differ; see docs/reproducible.md.`,
 	cmd.Flags().StringP("out", "o", "", "image to write (default: <recipe name>.qcow2, or .raw)")
 	addBuilderFlags(cmd)
 	cmd.Flags().Bool("no-cache", false, "rebuild the image even when an identical one is cached")
+	cmd.Flags().Bool("lock", false, "write the image's package set to <recipe>.lock beside the recipe, if it has none: later bakes install exactly those versions")
 	cmd.Flags().Bool("check-reproducible", false, "bake a second time from scratch and fail, with kiln diff's report, unless both images are the same bytes")
 	cmd.Flags().Bool("keep-workdir", false, "keep the baked tree and raw disk in the cache's kept/ directory, for debugging")
 	cmd.Flags().Duration("bake-timeout", builder.DefaultBakeTimeout, "how long a VM bake (image bases) may take")
@@ -64,6 +75,7 @@ report when the images differ; see docs/reproducible.md.`,
 func addBuilderFlags(cmd *cobra.Command) {
 	cmd.Flags().String("cache-dir", builder.DefaultCacheDir(), "where bases, images and packages are cached")
 	cmd.Flags().String("mirror", "", "Debian mirror for package bases (default: the host's apt sources)")
+	cmd.Flags().String("security-mirror", "", "mirror of Debian's security archive for package bases (default: the host's apt sources'; none: leave it out)")
 }
 
 // buildEpoch is the build's SOURCE_DATE_EPOCH; a value that is set but
@@ -76,21 +88,39 @@ func buildEpoch() (time.Time, error) {
 	return t, nil
 }
 
-func newBuilder(cmd *cobra.Command) (*builder.Builder, error) {
+func newBuilder(cmd *cobra.Command, change ...func(*builder.Options)) (*builder.Builder, error) {
 	// Unset, the builder derives each image's epoch from its packages.
 	when, err := epoch.Lookup()
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return builder.New(builder.Options{
-		Epoch:       when,
-		CacheDir:    cfg.GetString("cache-dir"),
-		Mirror:      cfg.GetString("mirror"),
-		NoCache:     cfg.GetBool("no-cache"),
-		KeepWorkDir: cfg.GetBool("keep-workdir"),
-		BakeTimeout: cfg.GetDuration("bake-timeout"),
-		Progress:    newRenderer(cmd.ErrOrStderr()),
-	}), nil
+	opts := builder.Options{
+		Epoch:          when,
+		CacheDir:       cfg.GetString("cache-dir"),
+		Mirror:         cfg.GetString("mirror"),
+		SecurityMirror: cfg.GetString("security-mirror"),
+		NoCache:        cfg.GetBool("no-cache"),
+		KeepWorkDir:    cfg.GetBool("keep-workdir"),
+		BakeTimeout:    cfg.GetDuration("bake-timeout"),
+		Progress:       newRenderer(cmd.ErrOrStderr()),
+	}
+	for _, c := range change {
+		c(&opts)
+	}
+	return builder.New(opts), nil
+}
+
+// withLock pins a bake to the recipe's package lock, when it has one.
+func withLock(recipe string) (func(*builder.Options), string, error) {
+	path := manifest.LockPath(recipe)
+	l, sum, err := manifest.ReadLock(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return func(*builder.Options) {}, "", nil
+	}
+	if err != nil {
+		return nil, "", invalidInput{err}
+	}
+	return func(o *builder.Options) { o.Lock, o.LockFile, o.LockDigest = l, path, sum }, path, nil
 }
 
 func bakeAction(cmd *cobra.Command, args []string) error {
@@ -115,13 +145,25 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 			return usageError{err}
 		}
 	}
-	b, err := newBuilder(cmd)
+	locked, lockPath, err := withLock(args[0])
+	if err != nil {
+		return err
+	}
+	b, err := newBuilder(cmd, locked)
 	if err != nil {
 		return err
 	}
 	res, err := b.Bake(cmd.Context(), plan, out)
 	if err != nil {
 		return err
+	}
+	if lockPath == "" && cfg.GetBool("lock") {
+		lockPath = manifest.LockPath(args[0])
+		if err := manifest.WriteLock(lockPath, manifest.NewLock(res.Info)); err != nil {
+			return fmt.Errorf("baked %s, but: %w", res.Image, err)
+		}
+	} else if lockPath != "" && cfg.GetBool("lock") {
+		lockPath = "" // already locked, and the bake held to it
 	}
 	var repro *builder.Reproducibility
 	if cfg.GetBool("check-reproducible") {
@@ -143,7 +185,7 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if jsonOutput() {
 		return printResult(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest,
 			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size,
-			"pushed": pushed, "reproducible": repro})
+			"pushed": pushed, "reproducible": repro, "lock": res.Info.Recipe.Lock, "lockWritten": lockPath})
 	}
 	how := "baked"
 	if res.Cached {
@@ -153,6 +195,11 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "%s (%s)\n  image     %s (%d MiB, %s)\n  manifest  %s\n  packages  %d, kernel %s, cloud-init %s\n",
 		plan.Recipe.Name, how, res.Image, a.Size>>20, strings.TrimPrefix(a.SHA256, "sha256:")[:16], res.Manifest,
 		len(res.Info.Packages), res.Info.OS.Kernel, res.Info.OS.CloudInit)
+	if res.Info.Recipe.Lock != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  locked    %s (%d packages, exactly)\n", manifest.LockPath(args[0]), len(res.Info.Packages))
+	} else if lockPath != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  lock      %s written (%d packages); later bakes install exactly these\n", lockPath, len(res.Info.Packages))
+	}
 	if repro != nil {
 		fmt.Fprintf(cmd.OutOrStdout(), "  reproducible: a second bake from scratch gave the same bytes\n")
 	}

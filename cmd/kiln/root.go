@@ -56,6 +56,7 @@ func newRootCommand() *cobra.Command {
 		newTestCommand(),
 		newLintCommand(),
 		newDiffCommand(),
+		newLockCommand(),
 		newCacheCommand(),
 		newPushCommand(),
 		newPullCommand(),
