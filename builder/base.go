@@ -127,8 +127,10 @@ func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (b
 		// Package lists stay compressed: a smaller base to store and unpack.
 		"--aptopt=Acquire::GzipIndexes \"true\"",
 		"--aptopt=Acquire::CompressionTypes::Order:: \"gz\"",
-		// The shared package cache: copied in before, new downloads copied out after.
+		// The shared package cache: copied in before, new downloads copied out
+		// after, the essential set's too (mmdebstrap unlinks those otherwise).
 		"--skip=download/empty",
+		"--skip=essential/unlink",
 		// Keep the package lists: bakes install from them without an
 		// apt-get update (sysprep removes them from the final image).
 		"--skip=cleanup/apt/lists",
@@ -136,6 +138,14 @@ func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (b
 		"--setup-hook=sync-in " + debs + " /var/cache/apt/archives/",
 		"--customize-hook=sync-out /var/cache/apt/archives " + debs,
 		"--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+	}
+	if b.opts.MirrorKeyring != "" {
+		dir, err := b.trustedKeys()
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		args = append(args, "--keyring="+dir)
 	}
 	if len(pb.Pins) > 0 {
 		// Before apt's first run, so the essential set is pinned too.
@@ -190,4 +200,40 @@ func (b *Builder) buildBase(ctx context.Context, pb packageBase, tree string) (b
 	}
 	step.End("cached as " + key)
 	return true, nil
+}
+
+// hostTrustedParts is where the build host's apt keeps the keys it trusts.
+const hostTrustedParts = "/etc/apt/trusted.gpg.d"
+
+// trustedKeys is a directory of the keys mmdebstrap's apt trusts when
+// MirrorKeyring is set: the host's own (apt reads one directory of them),
+// and that keyring. The caller removes it.
+func (b *Builder) trustedKeys() (string, error) {
+	key, err := filepath.Abs(b.opts.MirrorKeyring)
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(key); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("mirror keyring %s: not a readable file (an OpenPGP keyring, .gpg or .asc): %v", b.opts.MirrorKeyring, err)
+	}
+	dir, err := b.cache.tempDir("keys")
+	if err != nil {
+		return "", err
+	}
+	host, _ := filepath.Glob(filepath.Join(hostTrustedParts, "*"))
+	for _, k := range append(host, key) {
+		ext := filepath.Ext(k)
+		if ext != ".gpg" && ext != ".asc" {
+			continue // apt reads only these
+		}
+		if err := os.Symlink(k, filepath.Join(dir, filepath.Base(k))); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	if ext := filepath.Ext(key); ext != ".gpg" && ext != ".asc" {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("mirror keyring %s: apt reads keyrings named .gpg (binary) or .asc (armored)", b.opts.MirrorKeyring)
+	}
+	return dir, nil
 }

@@ -67,6 +67,10 @@ type Options struct {
 	// RefreshBase rebuilds the package base from the mirror as it is now,
 	// even when one is cached (kiln lock update).
 	RefreshBase bool
+	// MirrorKeyring is an OpenPGP keyring (file) that signs the mirrors'
+	// Release files, trusted besides the build host's apt keys: an internal
+	// mirror published with its own key.
+	MirrorKeyring string
 	// SecurityMirror serves <suite>-security: "" for the host's apt
 	// sources' (when Mirror is set too), "none" for no security source.
 	SecurityMirror string

@@ -75,6 +75,7 @@ lock buildable.`,
 func addBuilderFlags(cmd *cobra.Command) {
 	cmd.Flags().String("cache-dir", builder.DefaultCacheDir(), "where bases, images and packages are cached")
 	cmd.Flags().String("mirror", "", "Debian mirror for package bases (default: the host's apt sources)")
+	cmd.Flags().String("mirror-keyring", "", "OpenPGP keyring (.gpg or .asc) that signs --mirror, trusted besides the host's apt keys")
 	cmd.Flags().String("security-mirror", "", "mirror of Debian's security archive for package bases (default: the host's apt sources'; none: leave it out)")
 }
 
@@ -99,6 +100,7 @@ func newBuilder(cmd *cobra.Command, change ...func(*builder.Options)) (*builder.
 		CacheDir:       cfg.GetString("cache-dir"),
 		Mirror:         cfg.GetString("mirror"),
 		SecurityMirror: cfg.GetString("security-mirror"),
+		MirrorKeyring:  cfg.GetString("mirror-keyring"),
 		NoCache:        cfg.GetBool("no-cache"),
 		KeepWorkDir:    cfg.GetBool("keep-workdir"),
 		BakeTimeout:    cfg.GetDuration("bake-timeout"),

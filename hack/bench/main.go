@@ -34,6 +34,7 @@ var benchmarks = []benchmark{
 	{"autoscale", benchAutoscale},
 	{"rolling", benchRolling},
 	{"diff", benchDiff},
+	{"reproducible", benchReproducible},
 	{"packer", benchPacker},
 }
 
