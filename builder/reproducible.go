@@ -3,12 +3,12 @@ package builder
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/kiln-project/kiln/disk/imagediff"
 	"github.com/kiln-project/kiln/internal/progress"
+	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
 
@@ -38,16 +38,27 @@ func (b *Builder) CheckReproducible(ctx context.Context, plan *recipes.Plan, fir
 	opts.NoCache = true
 	again := New(opts)
 	b.note("reproducible", "baking the recipe a second time from scratch, to compare")
-	res, err := again.Bake(ctx, plan, second)
+	base, err := recipes.ParseBase(plan.Recipe.Base)
+	if err != nil {
+		return nil, err
+	}
+	key, _, err := again.ensureImage(ctx, plan, base)
 	if err != nil {
 		return nil, fmt.Errorf("the second bake (checking reproducibility): %w", err)
 	}
-	r := &Reproducibility{Digest: first.Info.Artifacts[0].SHA256, Rebuilt: res.Info.Artifacts[0].SHA256}
-	r.Same = r.Digest == r.Rebuilt
-	if r.Same {
-		os.Remove(res.Image)
-		os.Remove(res.Manifest)
+	// The cache entry's manifest has the digest: the image is copied out
+	// only when it differs, for a closer look.
+	rebuilt, err := again.cachedDigest(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reproducibility{Digest: first.Info.Artifacts[0].SHA256, Rebuilt: rebuilt}
+	if r.Same = r.Digest == r.Rebuilt; r.Same {
 		return r, nil
+	}
+	res, err := again.fromCache(ctx, plan, key, second, false)
+	if err != nil {
+		return nil, err
 	}
 	step := progress.Begin(b.sink, "reproducible", 0, "the two images differ: comparing their files and packages")
 	if r.Diff, err = imagediff.Images(ctx, first.Image, res.Image); err != nil {
@@ -56,4 +67,22 @@ func (b *Builder) CheckReproducible(ctx context.Context, plan *recipes.Plan, fir
 	step.End("")
 	r.Second = res.Image
 	return r, nil
+}
+
+// cachedDigest is the sha256 of the image cached under key, from its
+// manifest (fromCache checks the bytes against it whenever it copies one out).
+func (b *Builder) cachedDigest(ctx context.Context, key string) (string, error) {
+	release, err := b.cache.use(ctx, KindImage, key)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	m, err := manifest.Read(filepath.Join(b.cache.entryPath(KindImage, key), "manifest.json"))
+	if err != nil {
+		return "", err
+	}
+	if len(m.Artifacts) != 1 {
+		return "", fmt.Errorf("cached manifest lists %d artifacts", len(m.Artifacts))
+	}
+	return m.Artifacts[0].SHA256, nil
 }

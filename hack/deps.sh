@@ -18,10 +18,13 @@ cloud-init
 dnsmasq-base
 docker-registry
 dosfstools
+dpkg-dev
 e2fsprogs
 fdisk
 gdisk
 genisoimage
+gpg
+gpgconf
 graphviz
 grub-efi-amd64-bin
 grub-pc-bin
