@@ -26,7 +26,9 @@ func mkfsArgs(path string, l layout, tree, label, uuid string) []string {
 func makeRootFS(ctx context.Context, path string, l layout, tree, label, uuid string, epoch time.Time) error {
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", mkfsArgs(path, l, tree, label, uuid)...)
 	// e2fsprogs stamps the filesystem with this time instead of the clock.
-	cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", e2fsTime(epoch)))
+	// e2fsprogs 1.47.1 and later add each directory's entries sorted
+	// (alphasort, which follows LC_COLLATE): byte order, on every host.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", e2fsTime(epoch)), "LC_ALL=C")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))

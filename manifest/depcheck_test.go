@@ -9,5 +9,5 @@ import (
 // The manifest is a contract: a registry, a fleet or the Packer plugin
 // read it without the bake pipeline or the recipe model.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "internal/atomicfile")
+	testutil.CheckImports(t, "internal/atomicfile", "internal/digest")
 }

@@ -9,6 +9,6 @@ import (
 // The registry sits below builder, deploy and the Packer plugin: it reads
 // disks (disk/image), manifests and internal helpers only.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "disk/image", "manifest", "internal/atomicfile", "internal/ctxio", "internal/flock",
+	testutil.CheckImports(t, "disk/image", "manifest", "internal/atomicfile", "internal/ctxio", "internal/digest", "internal/flock",
 		"internal/progress", "internal/version")
 }
