@@ -155,7 +155,8 @@ func ParseLock(b []byte) (*Lock, error) {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			line, col := lineCol(b, se.Offset)
+			line, col := lineCol(b, se.Offset-1) // Offset counts the bad byte
+
 			return nil, fmt.Errorf(":%d:%d: %v: not a kiln lock (regenerate it with kiln lock update)", line, col, se)
 		case errors.As(err, &te):
 			line, col := lineCol(b, te.Offset)

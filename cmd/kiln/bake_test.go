@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/internal/testutil"
+	"github.com/kiln-project/kiln/manifest"
 )
 
 // slowRecipe is a recipe whose bake runs a command long enough to be
@@ -370,5 +371,43 @@ disk: {size: 2GiB}
 	second := filepath.Join(dir, "bad.rebuilt.qcow2")
 	if _, err := os.Stat(second); err != nil || !strings.Contains(out, "kept at "+second) {
 		t.Errorf("the second image is not kept (and named) for a closer look: %v\n%s", err, out)
+	}
+}
+
+// TestBakeLockFile: --lock writes <recipe>.lock beside the recipe holding
+// exactly the image's packages; a lock that does not read stops the next
+// bake before any work, naming the file, line and column.
+func TestBakeLockFile(t *testing.T) {
+	needBake(t)
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "locked.yaml")
+	os.WriteFile(recipe, []byte("apiVersion: kiln/v1\nname: kiln-it-locked\nbake:\n  files:\n    - {path: /etc/kiln-it/locked, content: \"x\\n\"}\ndisk: {size: 2GiB}\n"), 0o644)
+	out := filepath.Join(dir, "locked.qcow2")
+	cmd := exec.Command(kilnBin, "bake", recipe, "-o", out, "--cache-dir", testutil.CacheDir(t), "--lock")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bake --lock: %v\n%s", err, b)
+	}
+	lockPath := filepath.Join(dir, "locked.lock")
+	if !strings.Contains(string(b), "lock      "+lockPath+" written") {
+		t.Errorf("bake --lock does not say where it wrote the lock:\n%s", b)
+	}
+	lock, _, err := manifest.ReadLock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Read(manifest.PathFor(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lock.Drift(m.Packages); !d.Empty() || lock.Recipe != "kiln-it-locked" || len(lock.Releases) == 0 {
+		t.Errorf("the lock is not the image's package set and releases: %+v, drift %+v", lock, d)
+	}
+
+	os.WriteFile(lockPath, []byte("{\n  \"lockVersion\": 1,\n  \"packages\": [oops]\n}\n"), 0o644)
+	cmd = exec.Command(kilnBin, "bake", recipe, "-o", filepath.Join(dir, "again.qcow2"), "--cache-dir", testutil.CacheDir(t))
+	b, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), lockPath+":3:16: ") || strings.Contains(string(b), "[base]") {
+		t.Fatalf("a broken lock: %v; want an error at %s:3:16 before any work\n%s", err, lockPath, b)
 	}
 }

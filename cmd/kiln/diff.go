@@ -91,16 +91,7 @@ func argOf(args, paths []string, path string) string {
 // printDiff writes a report for a person: one line per package and per
 // file, "+" added, "-" removed, "~" changed.
 func printDiff(w io.Writer, r *imagediff.Report) {
-	for _, p := range r.Packages {
-		switch {
-		case p.From == "":
-			fmt.Fprintf(w, "+ package %s %s (%s)\n", p.Name, p.To, p.Arch)
-		case p.To == "":
-			fmt.Fprintf(w, "- package %s %s (%s)\n", p.Name, p.From, p.Arch)
-		default:
-			fmt.Fprintf(w, "~ package %s %s -> %s (%s)\n", p.Name, p.From, p.To, p.Arch)
-		}
-	}
+	printPackageChanges(w, r.Packages)
 	for _, c := range r.Files {
 		switch c.Change {
 		case imagediff.Added:
@@ -113,6 +104,21 @@ func printDiff(w io.Writer, r *imagediff.Report) {
 				parts = append(parts, fieldChange(f, c.A, c.B))
 			}
 			fmt.Fprintf(w, "~ %s  %s\n", c.Path, strings.Join(parts, ", "))
+		}
+	}
+}
+
+// printPackageChanges writes one line per package: "+" added, "-"
+// removed, "~" another version.
+func printPackageChanges(w io.Writer, changes []imagediff.PackageChange) {
+	for _, p := range changes {
+		switch {
+		case p.From == "":
+			fmt.Fprintf(w, "+ package %s %s (%s)\n", p.Name, p.To, p.Arch)
+		case p.To == "":
+			fmt.Fprintf(w, "- package %s %s (%s)\n", p.Name, p.From, p.Arch)
+		default:
+			fmt.Fprintf(w, "~ package %s %s -> %s (%s)\n", p.Name, p.From, p.To, p.Arch)
 		}
 	}
 }

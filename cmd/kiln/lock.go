@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/disk/imagediff"
 	"github.com/kiln-project/kiln/manifest"
 	"github.com/kiln-project/kiln/recipes"
 )
@@ -73,7 +73,7 @@ func lockUpdateAction(cmd *cobra.Command, args []string) error {
 	if err := manifest.WriteLock(path, lock); err != nil {
 		return err
 	}
-	var changes []manifest.PackageDrift
+	var changes []imagediff.PackageChange
 	if old != nil {
 		changes = lockChanges(old, lock)
 	}
@@ -86,40 +86,29 @@ func lockUpdateAction(cmd *cobra.Command, args []string) error {
 		fmt.Fprintf(w, " %s (%s)", r.Suite, r.Date)
 	}
 	fmt.Fprintln(w)
-	printLockChanges(w, old, changes)
-	return nil
-}
-
-// lockChanges lists the packages two locks disagree on: Want is the old
-// version ("" for a new package), Got the new one ("" for one removed).
-func lockChanges(old, new *manifest.Lock) []manifest.PackageDrift {
-	var out []manifest.PackageDrift
-	d := old.Drift(new.Packages)
-	out = append(out, d.Changed...)
-	for _, p := range d.Unlocked {
-		out = append(out, manifest.PackageDrift{Name: p.Name, Arch: p.Arch, Got: p.Version})
-	}
-	for _, p := range d.Missing {
-		out = append(out, manifest.PackageDrift{Name: p.Name, Arch: p.Arch, Want: p.Version})
-	}
-	return out
-}
-
-func printLockChanges(w io.Writer, old *manifest.Lock, changes []manifest.PackageDrift) {
 	switch {
 	case old == nil:
 		fmt.Fprintln(w, "  (a new lock)")
 	case len(changes) == 0:
 		fmt.Fprintln(w, "  no package changed")
 	}
-	for _, c := range changes {
-		switch {
-		case c.Want == "":
-			fmt.Fprintf(w, "+ %s %s (%s)\n", c.Name, c.Got, c.Arch)
-		case c.Got == "":
-			fmt.Fprintf(w, "- %s %s (%s)\n", c.Name, c.Want, c.Arch)
-		default:
-			fmt.Fprintf(w, "~ %s %s -> %s (%s)\n", c.Name, c.Want, c.Got, c.Arch)
-		}
+	printPackageChanges(w, changes)
+	return nil
+}
+
+// lockChanges lists the packages two locks disagree on, as kiln diff
+// reports packages.
+func lockChanges(old, new *manifest.Lock) []imagediff.PackageChange {
+	var out []imagediff.PackageChange
+	d := old.Drift(new.Packages)
+	for _, c := range d.Changed {
+		out = append(out, imagediff.PackageChange{Name: c.Name, Arch: c.Arch, From: c.Want, To: c.Got})
 	}
+	for _, p := range d.Unlocked {
+		out = append(out, imagediff.PackageChange{Name: p.Name, Arch: p.Arch, To: p.Version})
+	}
+	for _, p := range d.Missing {
+		out = append(out, imagediff.PackageChange{Name: p.Name, Arch: p.Arch, From: p.Version})
+	}
+	return out
 }
