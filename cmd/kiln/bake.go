@@ -147,6 +147,11 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 			return usageError{err}
 		}
 	}
+	if cfg.GetBool("lock") {
+		if err := lockable(plan); err != nil {
+			return err
+		}
+	}
 	locked, lockPath, err := withLock(args[0])
 	if err != nil {
 		return err

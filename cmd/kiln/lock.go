@@ -51,6 +51,9 @@ func lockUpdateAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := lockable(plan); err != nil {
+		return err
+	}
 	path := manifest.LockPath(args[0])
 	old, _, err := manifest.ReadLock(path)
 	if err != nil && !os.IsNotExist(err) {
@@ -93,6 +96,20 @@ func lockUpdateAction(cmd *cobra.Command, args []string) error {
 		fmt.Fprintln(w, "  no package changed")
 	}
 	printPackageChanges(w, changes)
+	return nil
+}
+
+// lockable refuses a lock for a recipe baked in a VM: locks pin offline
+// bakes of package bases.
+func lockable(plan *recipes.Plan) error {
+	base, err := recipes.ParseBase(plan.Recipe.Base)
+	if err != nil {
+		return err
+	}
+	if base.Kind != recipes.BasePackages || plan.Recipe.Bake.Mode == "vm" {
+		return usageError{fmt.Errorf("%s is baked in a VM (base %s, bake.mode %s): package locks pin offline bakes of package bases (debian:<suite>)",
+			plan.Recipe.Name, plan.Recipe.Base, plan.Recipe.Bake.Mode)}
+	}
 	return nil
 }
 
