@@ -327,17 +327,20 @@ func TestVMBakeSIGINT(t *testing.T) {
 func TestBakeCheckReproducible(t *testing.T) {
 	needBake(t)
 	dir := t.TempDir()
+	// A recipe no earlier run baked: the first image is this kiln's too,
+	// never one an older build left in the test cache.
+	run := time.Now().UnixNano()
 	write := func(name, command string) string {
 		p := filepath.Join(dir, name+".yaml")
 		os.WriteFile(p, []byte(fmt.Sprintf(`apiVersion: kiln/v1
 name: %s
 bake:
   files:
-    - {path: /etc/kiln-it/repro, content: "same every time\n"}
+    - {path: /etc/kiln-it/repro, content: "same every time (run %d)\n"}
   commands:
     - %s
 disk: {size: 2GiB}
-`, name, command)), 0o644)
+`, name, run, command)), 0o644)
 		return p
 	}
 	bake := func(recipe, out string) (string, int) {
