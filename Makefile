@@ -94,6 +94,7 @@ fuzz: ## run every fuzz target for FUZZTIME
 	$(FUZZ) -fuzz='^FuzzInspectManifest$$' ./registry
 	$(FUZZ) -fuzz='^FuzzLoadFleet$$' ./deploy
 	$(FUZZ) -fuzz='^FuzzParseStatus$$' ./disk/imagediff
+	$(FUZZ) -fuzz='^FuzzParseLock$$' ./manifest
 
 bench: deps kiln plugin ## benchmarks against reference tools, printed as ratios
 	$(GO) run ./hack/bench
