@@ -38,7 +38,7 @@ package set to <recipe>.lock. It prints what changed: packages added,
 removed and moved to another version. The image itself is not kept; bake it
 with kiln bake, which then installs exactly the locked set.`,
 		Example: `  kiln lock update web.yaml                         # web.lock: today's versions
-  kiln lock update web.yaml --mirror https://snapshot.example.com/debian/20261101T000000Z`,
+  kiln lock update web.yaml --mirror "$SNAPSHOT_MIRROR"   # a snapshot mirror's URL, from your configuration`,
 		Args: exactArgs(1),
 		RunE: lockUpdateAction,
 	}
