@@ -216,24 +216,28 @@ func (b *Builder) trustedKeys() (string, error) {
 	if st, err := os.Stat(key); err != nil || !st.Mode().IsRegular() {
 		return "", fmt.Errorf("mirror keyring %s: not a readable file (an OpenPGP keyring, .gpg or .asc): %v", b.opts.MirrorKeyring, err)
 	}
+	if !aptKeyring(key) {
+		return "", fmt.Errorf("mirror keyring %s: apt reads keyrings named .gpg (binary) or .asc (armored)", b.opts.MirrorKeyring)
+	}
 	dir, err := b.cache.tempDir("keys")
 	if err != nil {
 		return "", err
 	}
 	host, _ := filepath.Glob(filepath.Join(hostTrustedParts, "*"))
 	for _, k := range append(host, key) {
-		ext := filepath.Ext(k)
-		if ext != ".gpg" && ext != ".asc" {
-			continue // apt reads only these
+		if !aptKeyring(k) {
+			continue
 		}
 		if err := os.Symlink(k, filepath.Join(dir, filepath.Base(k))); err != nil {
 			os.RemoveAll(dir)
 			return "", err
 		}
 	}
-	if ext := filepath.Ext(key); ext != ".gpg" && ext != ".asc" {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("mirror keyring %s: apt reads keyrings named .gpg (binary) or .asc (armored)", b.opts.MirrorKeyring)
-	}
 	return dir, nil
+}
+
+// aptKeyring reports whether apt reads the file as a keyring: by its name.
+func aptKeyring(path string) bool {
+	ext := filepath.Ext(path)
+	return ext == ".gpg" || ext == ".asc"
 }

@@ -164,13 +164,14 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	// --lock writes a lock only where there is none: a locked bake held
+	// to the one there.
+	written := ""
 	if lockPath == "" && cfg.GetBool("lock") {
-		lockPath = manifest.LockPath(args[0])
-		if err := manifest.WriteLock(lockPath, manifest.NewLock(res.Info)); err != nil {
+		written = manifest.LockPath(args[0])
+		if err := manifest.WriteLock(written, manifest.NewLock(res.Info)); err != nil {
 			return fmt.Errorf("baked %s, but: %w", res.Image, err)
 		}
-	} else if lockPath != "" && cfg.GetBool("lock") {
-		lockPath = "" // already locked, and the bake held to it
 	}
 	var repro *builder.Reproducibility
 	if cfg.GetBool("check-reproducible") {
@@ -192,7 +193,7 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	if jsonOutput() {
 		return printResult(cmd, map[string]any{"image": res.Image, "manifest": res.Manifest,
 			"cached": res.Cached, "key": res.Key, "sha256": res.Info.Artifacts[0].SHA256, "size": res.Info.Artifacts[0].Size,
-			"pushed": pushed, "reproducible": repro, "lock": res.Info.Recipe.Lock, "lockWritten": lockPath})
+			"pushed": pushed, "reproducible": repro, "lock": res.Info.Recipe.Lock, "lockWritten": written})
 	}
 	how := "baked"
 	if res.Cached {
@@ -202,10 +203,10 @@ func bakeAction(cmd *cobra.Command, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "%s (%s)\n  image     %s (%d MiB, %s)\n  manifest  %s\n  packages  %d, kernel %s, cloud-init %s\n",
 		plan.Recipe.Name, how, res.Image, a.Size>>20, strings.TrimPrefix(a.SHA256, "sha256:")[:16], res.Manifest,
 		len(res.Info.Packages), res.Info.OS.Kernel, res.Info.OS.CloudInit)
-	if res.Info.Recipe.Lock != "" {
-		fmt.Fprintf(cmd.OutOrStdout(), "  locked    %s (%d packages, exactly)\n", manifest.LockPath(args[0]), len(res.Info.Packages))
-	} else if lockPath != "" {
-		fmt.Fprintf(cmd.OutOrStdout(), "  lock      %s written (%d packages); later bakes install exactly these\n", lockPath, len(res.Info.Packages))
+	if lockPath != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  locked    %s (%d packages, exactly)\n", lockPath, len(res.Info.Packages))
+	} else if written != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  lock      %s written (%d packages); later bakes install exactly these\n", written, len(res.Info.Packages))
 	}
 	if repro != nil {
 		fmt.Fprintf(cmd.OutOrStdout(), "  reproducible: a second bake from scratch gave the same bytes\n")
