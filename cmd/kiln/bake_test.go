@@ -407,6 +407,20 @@ func TestBakeLockFile(t *testing.T) {
 		t.Errorf("the lock is not the image's package set and releases: %+v, drift %+v", lock, d)
 	}
 
+	// A lock beside the recipe holds the next bake, --lock or not: it says
+	// so, and --lock leaves the lock as it was.
+	before, _ := os.ReadFile(lockPath)
+	cmd = exec.Command(kilnBin, "bake", recipe, "-o", filepath.Join(dir, "relocked.qcow2"), "--cache-dir", testutil.CacheDir(t), "--lock")
+	if b, err = cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bake --lock with a lock: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "locked    "+lockPath+" (") || strings.Contains(string(b), " written") {
+		t.Errorf("a locked bake does not say it held to %s, or wrote a lock:\n%s", lockPath, b)
+	}
+	if after, _ := os.ReadFile(lockPath); string(after) != string(before) {
+		t.Errorf("bake --lock rewrote the lock it held to:\n%s\nnow:\n%s", before, after)
+	}
+
 	os.WriteFile(lockPath, []byte("{\n  \"lockVersion\": 1,\n  \"packages\": [oops]\n}\n"), 0o644)
 	cmd = exec.Command(kilnBin, "bake", recipe, "-o", filepath.Join(dir, "again.qcow2"), "--cache-dir", testutil.CacheDir(t))
 	b, err = cmd.CombinedOutput()
