@@ -41,11 +41,42 @@ var sysprepRemove = []string{
 // has ssl-cert's tool. It is the same file the VM bake's guest writes.
 const snakeoilUnit = "kiln-snakeoil.service"
 
+// removeSnakeoilLinks removes the hash links make-ssl-cert made to the
+// removed snake-oil certificate: they would dangle, and their names hash
+// the certificate's subject, the build host's name.
+func removeSnakeoilLinks(r root) error {
+	dir, err := r.resolve("/etc/ssl/certs")
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == "ssl-cert-snakeoil.pem" {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // sysprep makes the tree a clean golden image: the hygiene list removed, a
 // machine-id that makes each clone generate its own (machineID), and the
 // image's own resolv.conf.
 func sysprep(r root, machineID string) error {
 	if err := r.remove(sysprepRemove...); err != nil {
+		return err
+	}
+	if err := removeSnakeoilLinks(r); err != nil {
 		return err
 	}
 	if err := touchCleaned(r); err != nil {

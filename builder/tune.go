@@ -167,8 +167,18 @@ func tuningFiles() []treeFile {
 		// and probe on every link (CPU at boot), and LLMNR answers are
 		// spoofable on a shared network.
 		{"/etc/systemd/resolved.conf.d/50-kiln.conf", "# Written by kiln: boot-time tuning.\n[Resolve]\nLLMNR=no\nMulticastDNS=no\n", 0o644},
+		// The instance's snake-oil certificate (where sysprep left
+		// kiln-snakeoil.service) with an ECDSA key, not make-ssl-cert's
+		// RSA-2048: about 20 s of a small TCG guest's boot, on its path. It
+		// waits for cloud-init's network stage (cloud-init.service where each
+		// stage is its own process), which names the host: both stay before
+		// sysinit.target, so every service still finds it there.
+		{"/etc/systemd/system/" + snakeoilUnit + ".d/50-kiln-tuning.conf", "# Written by kiln: boot-time tuning (see " + snakeoilScript + ").\n[Unit]\nAfter=cloud-init-network.service cloud-init.service\n\n[Service]\nExecStart=\nExecStart=" + snakeoilScript + "\n", 0o644},
+		{snakeoilScript, asset("snakeoil"), 0o755},
 	}
 }
+
+const snakeoilScript = "/usr/local/lib/kiln/snakeoil"
 
 // treeFile is a file tuneImage writes, owned by root.
 type treeFile struct {

@@ -1,6 +1,10 @@
 package builder
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -244,6 +248,108 @@ func TestTimestampPycs(t *testing.T) {
 			}
 		case string(got) != before:
 			t.Errorf("%s changed: % x", p, got)
+		}
+	}
+}
+
+// The tuned snake-oil script, run by sh in a scratch tree: an ECDSA P-256
+// key pair that names the host, make-ssl-cert's modes and hash link, and a
+// second run (a certificate made again) leaves no stale link behind.
+func TestSnakeoilScript(t *testing.T) {
+	script := asset("snakeoil")
+	if !strings.Contains(script, "chown root:ssl-cert ") || strings.Count(script, "/etc/ssl/") != 2 {
+		t.Fatalf("the script should name /etc/ssl/private and /etc/ssl/certs once each and give the key to root:ssl-cert:\n%s", script)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"etc/ssl/private", "etc/ssl/certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The scratch tree's owner stands in for root:ssl-cert.
+	script = strings.ReplaceAll(script, "/etc/ssl/", dir+"/etc/ssl/")
+	script = strings.Replace(script, "root:ssl-cert", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()), 1)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, certPath := filepath.Join(dir, "etc/ssl/private/ssl-cert-snakeoil.key"), filepath.Join(dir, "etc/ssl/certs/ssl-cert-snakeoil.pem")
+	check := func() {
+		t.Helper()
+		if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("snakeoil: %v\n%s", err, out)
+		}
+		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			t.Fatalf("not a key pair a TLS server loads: %v", err)
+		}
+		cert, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+		if !ok || pub.Curve != elliptic.P256() {
+			t.Errorf("public key %T, want ECDSA P-256", cert.PublicKey)
+		}
+		if cert.Subject.CommonName != host || len(cert.DNSNames) != 1 || cert.DNSNames[0] != host || cert.IsCA {
+			t.Errorf("certificate CN %q, SAN %q, CA %v: want the host name %q in both, not a CA", cert.Subject.CommonName, cert.DNSNames, cert.IsCA, host)
+		}
+		if cert.NotAfter.Sub(cert.NotBefore) < 3649*24*time.Hour {
+			t.Errorf("valid %s, want make-ssl-cert's 3650 days", cert.NotAfter.Sub(cert.NotBefore))
+		}
+		for path, want := range map[string]os.FileMode{keyPath: 0o640, certPath: 0o644} {
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+				t.Errorf("%s: %v, want mode %o", path, err, want)
+			}
+		}
+		entries, err := os.ReadDir(filepath.Dir(certPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var links []string
+		for _, e := range entries {
+			if target, err := os.Readlink(filepath.Join(filepath.Dir(certPath), e.Name())); err == nil && target == "ssl-cert-snakeoil.pem" {
+				links = append(links, e.Name())
+			} else if e.Name() != "ssl-cert-snakeoil.pem" {
+				t.Errorf("left behind in certs: %s", e.Name())
+			}
+		}
+		hash, err := exec.Command("openssl", "x509", "-hash", "-noout", "-in", certPath).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSpace(string(hash)) + ".0"; len(links) != 1 || links[0] != want {
+			t.Errorf("hash links %q, want only %s", links, want)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(keyPath)); len(entries) != 1 {
+			t.Errorf("private holds %d entries, want only the key", len(entries))
+		}
+	}
+	check()
+	first, _ := os.ReadFile(keyPath)
+	// A link an older certificate left under another hash goes too.
+	if err := os.Symlink("ssl-cert-snakeoil.pem", filepath.Join(dir, "etc/ssl/certs/00000000.0")); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if again, _ := os.ReadFile(keyPath); string(again) == string(first) {
+		t.Error("a second run kept the old key")
+	}
+}
+
+// Tuned trees make their snake-oil key with the script, after the host is
+// named; untuned ones keep make-ssl-cert's RSA.
+func TestSnakeoilTuning(t *testing.T) {
+	for _, tuned := range []bool{true, false} {
+		files, _, _ := imageTuning("u", []string{"NoCloud"}, tuned, stagesSingleProcess)
+		var dropIn string
+		for _, f := range files {
+			if strings.HasPrefix(f.path, "/etc/systemd/system/"+snakeoilUnit+".d/") {
+				dropIn = f.content
+			}
+		}
+		if got := strings.Contains(dropIn, "ExecStart=\nExecStart="+snakeoilScript+"\n") && strings.Contains(dropIn, "After=cloud-init-network.service"); got != tuned {
+			t.Errorf("tuned %v: drop-in replaces make-ssl-cert = %v:\n%s", tuned, got, dropIn)
 		}
 	}
 }

@@ -408,6 +408,21 @@ roles:
 			if err != nil || strings.TrimSpace(string(out)) != "app@appdb" {
 				return fmt.Errorf("SQL over the forwarded port: %v: %s", err, out)
 			}
+			// PostgreSQL serves TLS with this instance's own snake-oil
+			// certificate: made at first boot with an ECDSA key (tuning),
+			// named after the instance, its key readable by ssl-cert only.
+			tlsq := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "app", "-d", "appdb", "-tAc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+			tlsq.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=10", "PGSSLMODE=require")
+			if out, err := tlsq.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "t" {
+				return fmt.Errorf("SQL over TLS: %v: %s", err, out)
+			}
+			cert, err := mustExec(ctx, g, "hostname; stat -c '%a %U:%G' /etc/ssl/private/ssl-cert-snakeoil.key; openssl x509 -noout -subject -nameopt multiline -in /etc/ssl/certs/ssl-cert-snakeoil.pem; openssl x509 -noout -text -in /etc/ssl/certs/ssl-cert-snakeoil.pem | grep -c 'NIST CURVE: P-256'")
+			if err != nil {
+				return err
+			}
+			if f := strings.Fields(cert); len(f) < 7 || f[1] != "640" || f[2] != "root:ssl-cert" || f[len(f)-1] != "1" || !strings.Contains(cert, "commonName                = "+f[0]+"\n") {
+				return fmt.Errorf("the snake-oil certificate is not this instance's ECDSA one (want: host name, 640 root:ssl-cert, CN = host name, one P-256 key):\n%s", cert)
+			}
 			bad := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "app", "-d", "appdb", "-tAc", "select 1")
 			bad.Env = append(os.Environ(), "PGPASSWORD=wrong", "PGCONNECT_TIMEOUT=10")
 			if out, err := bad.CombinedOutput(); err == nil {
