@@ -163,6 +163,11 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 		for _, f := range networkStageFiles() {
 			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/network-stage" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
 		}
+		// Staged too: bake-finish installs it only where sshd's check is
+		// the unit's only ExecStartPre (sshStartCheckOnly).
+		for _, f := range sshStartFiles() {
+			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/ssh-start" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
+		}
 	}
 	s, err := plan.Seed(recipes.Instance{
 		Name:        "kiln-bake",

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -115,7 +116,7 @@ func tuningKey(datasources []string, bootTuning bool) string {
 		files, masks, links := imageTuning("", datasources, bootTuning, l)
 		fmt.Fprintf(&b, "%+v\n%q\n%+v\n", files, masks, links)
 	}
-	fmt.Fprintf(&b, "%q\n%q", machineID(bootTuning), generatorMasks)
+	fmt.Fprintf(&b, "%q\n%q\n%+v", machineID(bootTuning), generatorMasks, sshStartFiles())
 	return shortDigest([]byte(b.String()))
 }
 
@@ -179,6 +180,45 @@ func tuningFiles() []treeFile {
 }
 
 const snakeoilScript = "/usr/local/lib/kiln/snakeoil"
+
+// sshStartFiles is a drop-in for OpenSSH's ssh.service that leaves out its
+// separate configuration check at start (ExecStartPre=/usr/sbin/sshd -t):
+// sshd checks the same configuration when it starts, and fails the unit the
+// same way (exit 255, which the unit does not restart), so the check only
+// costs a second sshd start on the path to multi-user.target, where
+// cloud-init's final stage waits. Reloads still check first (ExecReload).
+// Written only where that check is the unit's only ExecStartPre
+// (sshStartCheckOnly): a reset drops every ExecStartPre line.
+func sshStartFiles() []treeFile {
+	return []treeFile{{sshStartDropIn, "# Written by kiln: boot-time tuning. sshd checks its configuration when it starts;\n# the separate check costs a second sshd start at every boot. Reloads still check.\n[Service]\nExecStartPre=\n", 0o644}}
+}
+
+const sshStartDropIn = "/etc/systemd/system/ssh.service.d/50-kiln-tuning.conf"
+
+// sshStartCheck is the ExecStartPre line of Debian's ssh.service (12 and 13).
+const sshStartCheck = "ExecStartPre=/usr/sbin/sshd -t"
+
+// sshStartCheckOnly reports whether a unit file's only ExecStartPre is
+// sshStartCheck.
+func sshStartCheckOnly(unit string) bool {
+	var pre []string
+	for _, l := range strings.Split(unit, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "ExecStartPre=") {
+			pre = append(pre, l)
+		}
+	}
+	return len(pre) == 1 && pre[0] == sshStartCheck
+}
+
+// sshUnit is ssh.service in a tree, or "" when there is none.
+func sshUnit(fsys fs.FS) string {
+	for _, dir := range []string{"etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"} {
+		if b, err := fs.ReadFile(fsys, dir+"/ssh.service"); err == nil {
+			return string(b)
+		}
+	}
+	return ""
+}
 
 // treeFile is a file tuneImage writes, owned by root.
 type treeFile struct {
@@ -248,7 +288,11 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool, layout 
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
 // can still override any of it; the tuning follows the base's cloud-init.
 func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
-	files, masks, links := imageTuning(rootUUID, datasources, bootTuning, detectStageLayout(os.DirFS(r.dir)))
+	fsys := os.DirFS(r.dir)
+	files, masks, links := imageTuning(rootUUID, datasources, bootTuning, detectStageLayout(fsys))
+	if bootTuning && sshStartCheckOnly(sshUnit(fsys)) {
+		files = append(files, sshStartFiles()...)
+	}
 	for _, f := range files {
 		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
 			return err

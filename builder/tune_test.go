@@ -353,3 +353,46 @@ func TestSnakeoilTuning(t *testing.T) {
 		}
 	}
 }
+
+// Debian's ssh.service (12 and 13) checks sshd's configuration in a separate
+// start first; tuned images leave that out only where it is the unit's only
+// ExecStartPre, since the drop-in resets them all.
+func TestSSHStartCheck(t *testing.T) {
+	const debian = "[Service]\nEnvironmentFile=-/etc/default/ssh\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D $SSHD_OPTS\nExecReload=/usr/sbin/sshd -t\nExecReload=/bin/kill -HUP $MAINPID\n"
+	for unit, want := range map[string]bool{
+		debian: true,
+		strings.Replace(debian, "ExecStart=", "ExecStartPre=/bin/mkdir -p /run/sshd\nExecStart=", 1): false,
+		strings.Replace(debian, "ExecStartPre=/usr/sbin/sshd -t\n", "", 1):                           false,
+		"": false,
+	} {
+		if got := sshStartCheckOnly(unit); got != want {
+			t.Errorf("sshStartCheckOnly = %v, want %v, for:\n%s", got, want, unit)
+		}
+	}
+	dropIn := func(tuned bool, unit string) string {
+		t.Helper()
+		r := root{dir: t.TempDir()}
+		if unit != "" {
+			if err := writeTreeFile(r.dir, "usr/lib/systemd/system/ssh.service", unit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tuneImage(r, "0b1e7f0c-0000-4000-8000-000000000001", []string{"NoCloud", "None"}, tuned); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(r.dir, sshStartDropIn))
+		return string(b)
+	}
+	if got := dropIn(true, debian); !strings.Contains(got, "[Service]\nExecStartPre=\n") {
+		t.Errorf("tuned image with Debian's ssh.service: drop-in %q", got)
+	}
+	if got := dropIn(false, debian); got != "" {
+		t.Errorf("untuned image has the drop-in: %q", got)
+	}
+	if got := dropIn(true, strings.Replace(debian, "ExecStart=", "ExecStartPre=/bin/true\nExecStart=", 1)); got != "" {
+		t.Errorf("a unit with another ExecStartPre got the drop-in: %q", got)
+	}
+	if got := dropIn(true, ""); got != "" {
+		t.Errorf("a tree without sshd got the drop-in: %q", got)
+	}
+}
