@@ -340,6 +340,9 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 		if err := settleCaches(ctx, &chroot{dir: st.tree.dir}); err != nil {
 			return err
 		}
+		if err := dropStartChecks(st.tree); err != nil {
+			return err
+		}
 	}
 	if err := sysprep(st.tree, machineID(tuned)); err != nil {
 		return err

@@ -163,10 +163,13 @@ func (b *Builder) writeBakeSeed(plan *recipes.Plan, path string) error {
 		for _, f := range networkStageFiles() {
 			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/network-stage" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
 		}
-		// Staged too: bake-finish installs it only where sshd's check is
-		// the unit's only ExecStartPre (sshStartCheckOnly).
-		for _, f := range sshStartFiles() {
-			files = append(files, recipes.PlanFile{Path: "/var/lib/kiln-bake/ssh-start" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
+		// Staged too: bake-finish leaves a start check out only where it is
+		// the unit's only ExecStartPre (startCheck.applies).
+		for _, c := range startChecks {
+			dir, f := "/var/lib/kiln-bake/start-checks/"+c.unit, c.dropIn()
+			files = append(files,
+				recipes.PlanFile{Path: dir + "/line", Content: []byte(c.line + "\n"), Mode: 0o644, Owner: "root:root"},
+				recipes.PlanFile{Path: dir + "/tree" + f.path, Content: []byte(f.content), Mode: recipes.Mode(f.mode), Owner: "root:root"})
 		}
 	}
 	s, err := plan.Seed(recipes.Instance{

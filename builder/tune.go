@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -116,7 +118,10 @@ func tuningKey(datasources []string, bootTuning bool) string {
 		files, masks, links := imageTuning("", datasources, bootTuning, l)
 		fmt.Fprintf(&b, "%+v\n%q\n%+v\n", files, masks, links)
 	}
-	fmt.Fprintf(&b, "%q\n%q\n%+v", machineID(bootTuning), generatorMasks, sshStartFiles())
+	fmt.Fprintf(&b, "%q\n%q", machineID(bootTuning), generatorMasks)
+	for _, c := range startChecks {
+		fmt.Fprintf(&b, "\n%+v %+v", c, c.dropIn())
+	}
 	return shortDigest([]byte(b.String()))
 }
 
@@ -181,43 +186,123 @@ func tuningFiles() []treeFile {
 
 const snakeoilScript = "/usr/local/lib/kiln/snakeoil"
 
-// sshStartFiles is a drop-in for OpenSSH's ssh.service that leaves out its
-// separate configuration check at start (ExecStartPre=/usr/sbin/sshd -t):
-// sshd checks the same configuration when it starts, and fails the unit the
-// same way (exit 255, which the unit does not restart), so the check only
-// costs a second sshd start on the path to multi-user.target, where
-// cloud-init's final stage waits. Reloads still check first (ExecReload).
-// Written only where that check is the unit's only ExecStartPre
-// (sshStartCheckOnly): a reset drops every ExecStartPre line.
-func sshStartFiles() []treeFile {
-	return []treeFile{{sshStartDropIn, "# Written by kiln: boot-time tuning. sshd checks its configuration when it starts;\n# the separate check costs a second sshd start at every boot. Reloads still check.\n[Service]\nExecStartPre=\n", 0o644}}
+// startCheck is a unit's separate configuration check before its daemon
+// starts (its ExecStartPre), where the daemon checks the same configuration
+// when it starts and fails the unit the same way. On a small VM the check
+// is a second start of the daemon on the path to multi-user.target, where
+// cloud-init's final stage waits; boot tuning leaves it out (reloads still
+// check: ExecReload is untouched).
+type startCheck struct {
+	unit string // e.g. ssh.service
+	line string // the check: the unit's only ExecStartPre, exactly
 }
 
-const sshStartDropIn = "/etc/systemd/system/ssh.service.d/50-kiln-tuning.conf"
+var startChecks = []startCheck{
+	// OpenSSH (Debian 12 and 13): sshd -D reads and checks sshd_config and
+	// exits 255, which the unit does not restart.
+	{"ssh.service", "ExecStartPre=/usr/sbin/sshd -t"},
+	// dnsmasq (Debian 12 and 13, the network role): checkconfig runs
+	// `dnsmasq --test` with the options exec starts it with; dnsmasq
+	// checks them when it starts and exits non-zero before it forks.
+	{"dnsmasq.service", "ExecStartPre=/usr/share/dnsmasq/systemd-helper checkconfig"},
+}
 
-// sshStartCheck is the ExecStartPre line of Debian's ssh.service (12 and 13).
-const sshStartCheck = "ExecStartPre=/usr/sbin/sshd -t"
+// dropIn is the drop-in that resets the unit's ExecStartPre list.
+func (c startCheck) dropIn() treeFile {
+	return treeFile{"/etc/systemd/system/" + c.unit + ".d/50-kiln-tuning.conf",
+		"# Written by kiln: boot-time tuning. The daemon checks its configuration when it\n# starts; the separate check (" + strings.TrimPrefix(c.line, "ExecStartPre=") + ") costs a second start at\n# every boot. Reloads still check.\n[Service]\nExecStartPre=\n", 0o644}
+}
 
-// sshStartCheckOnly reports whether a unit file's only ExecStartPre is
-// sshStartCheck.
-func sshStartCheckOnly(unit string) bool {
+// unitDirs are where systemd reads units and their drop-ins, most
+// important first.
+var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+
+// applies reports whether the tree runs the check as the unit's only
+// ExecStartPre, in its unit file and every drop-in: the reset would drop
+// any other, such as one a recipe added.
+func (c startCheck) applies(r root) bool {
+	var unit []byte
+	for _, dir := range unitDirs {
+		if b, err := readTreeFile(r, dir+"/"+c.unit); err == nil {
+			unit = b
+			break
+		}
+	}
+	pre := execStartPre(string(unit))
+	seen := map[string]bool{} // each drop-in once: /lib is /usr/lib on a merged-/usr system
+	for _, dir := range unitDirs {
+		host, err := r.resolve(dir + "/" + c.unit + ".d")
+		if err != nil {
+			return false
+		}
+		confs, _ := filepath.Glob(filepath.Join(host, "*.conf"))
+		for _, conf := range confs {
+			if seen[conf] {
+				continue
+			}
+			seen[conf] = true
+			b, err := os.ReadFile(conf)
+			if err != nil {
+				return false
+			}
+			pre = append(pre, execStartPre(string(b))...)
+		}
+	}
+	return len(pre) == 1 && pre[0] == c.line
+}
+
+// execStartPre is the ExecStartPre lines of a unit file, trimmed.
+func execStartPre(unit string) []string {
 	var pre []string
 	for _, l := range strings.Split(unit, "\n") {
 		if l = strings.TrimSpace(l); strings.HasPrefix(l, "ExecStartPre=") {
 			pre = append(pre, l)
 		}
 	}
-	return len(pre) == 1 && pre[0] == sshStartCheck
+	return pre
 }
 
-// sshUnit is ssh.service in a tree, or "" when there is none.
-func sshUnit(fsys fs.FS) string {
-	for _, dir := range []string{"etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"} {
-		if b, err := fs.ReadFile(fsys, dir+"/ssh.service"); err == nil {
-			return string(b)
+// dropStartChecks writes the drop-in of every start check that applies. It
+// runs after the recipe's bake, which installs the packages and may add
+// drop-ins of its own.
+func dropStartChecks(r root) error {
+	for _, c := range startChecks {
+		if !c.applies(r) {
+			continue
+		}
+		f := c.dropIn()
+		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
+			return err
 		}
 	}
-	return ""
+	return nil
+}
+
+// readTreeFile reads guest path p, following symbolic links inside the tree
+// only.
+func readTreeFile(r root, p string) ([]byte, error) {
+	for range 40 {
+		host, err := r.resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return os.ReadFile(host)
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return nil, err
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = target
+	}
+	return nil, fmt.Errorf("too many levels of symbolic links reading %s", p)
 }
 
 // treeFile is a file tuneImage writes, owned by root.
@@ -288,11 +373,7 @@ func imageTuning(rootUUID string, datasources []string, bootTuning bool, layout 
 // networking, locale, fstab. It runs before the recipe's bake, so a recipe
 // can still override any of it; the tuning follows the base's cloud-init.
 func tuneImage(r root, rootUUID string, datasources []string, bootTuning bool) error {
-	fsys := os.DirFS(r.dir)
-	files, masks, links := imageTuning(rootUUID, datasources, bootTuning, detectStageLayout(fsys))
-	if bootTuning && sshStartCheckOnly(sshUnit(fsys)) {
-		files = append(files, sshStartFiles()...)
-	}
+	files, masks, links := imageTuning(rootUUID, datasources, bootTuning, detectStageLayout(os.DirFS(r.dir)))
 	for _, f := range files {
 		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), 0, 0); err != nil {
 			return err

@@ -354,45 +354,54 @@ func TestSnakeoilTuning(t *testing.T) {
 	}
 }
 
-// Debian's ssh.service (12 and 13) checks sshd's configuration in a separate
-// start first; tuned images leave that out only where it is the unit's only
-// ExecStartPre, since the drop-in resets them all.
-func TestSSHStartCheck(t *testing.T) {
-	const debian = "[Service]\nEnvironmentFile=-/etc/default/ssh\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D $SSHD_OPTS\nExecReload=/usr/sbin/sshd -t\nExecReload=/bin/kill -HUP $MAINPID\n"
-	for unit, want := range map[string]bool{
-		debian: true,
-		strings.Replace(debian, "ExecStart=", "ExecStartPre=/bin/mkdir -p /run/sshd\nExecStart=", 1): false,
-		strings.Replace(debian, "ExecStartPre=/usr/sbin/sshd -t\n", "", 1):                           false,
-		"": false,
+// Debian's ssh.service and dnsmasq.service (12 and 13) check their daemon's
+// configuration in a separate start first; tuned images leave that out,
+// after the recipe's bake, only where it is the unit's only ExecStartPre in
+// its file and drop-ins, since the drop-in resets them all.
+func TestStartChecks(t *testing.T) {
+	const ssh = "[Service]\nEnvironmentFile=-/etc/default/ssh\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D $SSHD_OPTS\nExecReload=/usr/sbin/sshd -t\nExecReload=/bin/kill -HUP $MAINPID\n"
+	const dnsmasq = "[Service]\nType=forking\nExecStartPre=/usr/share/dnsmasq/systemd-helper checkconfig\nExecStart=/usr/share/dnsmasq/systemd-helper exec\nExecStartPost=/usr/share/dnsmasq/systemd-helper start-resolvconf\n"
+	sshDropIn, dnsmasqDropIn := "/etc/systemd/system/ssh.service.d/50-kiln-tuning.conf", "/etc/systemd/system/dnsmasq.service.d/50-kiln-tuning.conf"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  map[string]bool
+	}{
+		{"Debian's units", map[string]string{"usr/lib/systemd/system/ssh.service": ssh, "usr/lib/systemd/system/dnsmasq.service": dnsmasq},
+			map[string]bool{sshDropIn: true, dnsmasqDropIn: true}},
+		{"the check in a drop-in, seen once through merged /usr", map[string]string{"usr/lib/systemd/system/ssh.service": strings.Replace(ssh, "ExecStartPre=/usr/sbin/sshd -t\n", "", 1), "usr/lib/systemd/system/ssh.service.d/10-pkg.conf": "[Service]\nExecStartPre=/usr/sbin/sshd -t\n"},
+			map[string]bool{sshDropIn: true, dnsmasqDropIn: false}},
+		{"another ExecStartPre in the unit", map[string]string{"usr/lib/systemd/system/ssh.service": strings.Replace(ssh, "ExecStart=", "ExecStartPre=/bin/mkdir -p /run/sshd\nExecStart=", 1)},
+			map[string]bool{sshDropIn: false}},
+		{"another ExecStartPre in a recipe's drop-in", map[string]string{"usr/lib/systemd/system/dnsmasq.service": dnsmasq, "etc/systemd/system/dnsmasq.service.d/10-mine.conf": "[Service]\nExecStartPre=/usr/local/bin/prepare\n"},
+			map[string]bool{dnsmasqDropIn: false}},
+		{"no check", map[string]string{"usr/lib/systemd/system/ssh.service": strings.Replace(ssh, "ExecStartPre=/usr/sbin/sshd -t\n", "", 1)},
+			map[string]bool{sshDropIn: false}},
+		{"a unit in /etc overrides", map[string]string{"usr/lib/systemd/system/ssh.service": ssh, "etc/systemd/system/ssh.service": "[Service]\nExecStart=/usr/sbin/sshd -D\n"},
+			map[string]bool{sshDropIn: false}},
+		{"no units", nil, map[string]bool{sshDropIn: false, dnsmasqDropIn: false}},
 	} {
-		if got := sshStartCheckOnly(unit); got != want {
-			t.Errorf("sshStartCheckOnly = %v, want %v, for:\n%s", got, want, unit)
-		}
-	}
-	dropIn := func(tuned bool, unit string) string {
-		t.Helper()
-		r := root{dir: t.TempDir()}
-		if unit != "" {
-			if err := writeTreeFile(r.dir, "usr/lib/systemd/system/ssh.service", unit); err != nil {
+		t.Run(tc.name, func(t *testing.T) {
+			r := root{dir: t.TempDir()}
+			if err := os.Symlink("usr/lib", filepath.Join(r.dir, "lib")); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if err := tuneImage(r, "0b1e7f0c-0000-4000-8000-000000000001", []string{"NoCloud", "None"}, tuned); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(filepath.Join(r.dir, sshStartDropIn))
-		return string(b)
-	}
-	if got := dropIn(true, debian); !strings.Contains(got, "[Service]\nExecStartPre=\n") {
-		t.Errorf("tuned image with Debian's ssh.service: drop-in %q", got)
-	}
-	if got := dropIn(false, debian); got != "" {
-		t.Errorf("untuned image has the drop-in: %q", got)
-	}
-	if got := dropIn(true, strings.Replace(debian, "ExecStart=", "ExecStartPre=/bin/true\nExecStart=", 1)); got != "" {
-		t.Errorf("a unit with another ExecStartPre got the drop-in: %q", got)
-	}
-	if got := dropIn(true, ""); got != "" {
-		t.Errorf("a tree without sshd got the drop-in: %q", got)
+			for p, content := range tc.files {
+				if err := writeTreeFile(r.dir, p, content); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := dropStartChecks(r); err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range tc.want {
+				b, err := os.ReadFile(filepath.Join(r.dir, p))
+				if got := err == nil; got != want {
+					t.Errorf("%s written = %v, want %v", p, got, want)
+				} else if got && !strings.Contains(string(b), "[Service]\nExecStartPre=\n") {
+					t.Errorf("%s does not reset ExecStartPre:\n%s", p, b)
+				}
+			}
+		})
 	}
 }
