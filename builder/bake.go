@@ -24,7 +24,7 @@ import (
 // imageLayout names how kiln lays out images; bump it when sysprep or the
 // disk layout change, so cached images are rebuilt. (What boot-time tuning
 // writes is digested into cache keys by itself: tuningKey.)
-const imageLayout = "kiln-image-v12"
+const imageLayout = "kiln-image-v13"
 
 // Result is a finished bake.
 type Result struct {

@@ -89,6 +89,9 @@ func sysprep(r root, machineID string) error {
 		if err := r.symlink("../"+snakeoilUnit, "/etc/systemd/system/sysinit.target.wants/"+snakeoilUnit); err != nil {
 			return err
 		}
+	} else if err := r.remove("/etc/systemd/system/"+snakeoilUnit+".d", snakeoilScript); err != nil {
+		// No ssl-cert, no snake-oil: boot tuning's way to make one goes.
+		return err
 	}
 	if err := r.writeFile("/etc/machine-id", []byte(machineID), 0o444, 0, 0); err != nil {
 		return err

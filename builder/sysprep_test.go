@@ -34,3 +34,25 @@ func TestSysprepSnakeoil(t *testing.T) {
 		}
 	}
 }
+
+// Without ssl-cert there is no snake-oil unit, and tuning's drop-in and
+// script for it go too.
+func TestSysprepNoSnakeoil(t *testing.T) {
+	r := root{dir: t.TempDir()}
+	for _, f := range tuningFiles() {
+		if err := r.writeFile(f.path, []byte(f.content), osMode(f.mode), os.Getuid(), os.Getgid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sysprep(r, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/systemd/system/" + snakeoilUnit, "/etc/systemd/system/" + snakeoilUnit + ".d", snakeoilScript} {
+		if _, err := os.Lstat(filepath.Join(r.dir, p)); err == nil {
+			t.Errorf("%s is in an image without ssl-cert", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "/etc/modprobe.d/kiln-tuning.conf")); err != nil {
+		t.Errorf("the rest of the tuning went too: %v", err)
+	}
+}
