@@ -559,7 +559,7 @@ func TestRoleNetworkInVM(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return poll(ctx, time.Minute, func() error {
+		if err := poll(ctx, time.Minute, func() error {
 			ip, err := dnsQueryA(addr, "db.lan")
 			if err != nil {
 				return err
@@ -568,7 +568,21 @@ func TestRoleNetworkInVM(t *testing.T) {
 				return fmt.Errorf("db.lan is %s, want 10.10.0.5", ip)
 			}
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		// Boot tuning started dnsmasq and sshd without their separate
+		// configuration checks; a bad configuration still fails the unit,
+		// as dnsmasq checks it when it starts.
+		out, err := mustExec(ctx, g, "systemctl show -p ExecStartPre --value dnsmasq.service ssh.service")
+		if err != nil || strings.TrimSpace(out) != "" {
+			return fmt.Errorf("dnsmasq and ssh still run a start check: %v %q", err, out)
+		}
+		if out, code, err := g.Exec(ctx, "echo no-such-option >/etc/dnsmasq.d/zz-bad.conf; systemctl restart dnsmasq.service; echo rc=$?; systemctl is-failed dnsmasq.service"); err != nil || code != 0 || !strings.Contains(out, "rc=1") || !strings.Contains(out, "failed") {
+			return fmt.Errorf("dnsmasq started with a bad configuration: %v %d %q", err, code, out)
+		}
+		_, err = mustExec(ctx, g, "rm /etc/dnsmasq.d/zz-bad.conf && systemctl restart dnsmasq.service && systemctl is-active dnsmasq.service")
+		return err
 	}})
 	requireOK(t, r)
 	for _, c := range r.Checks {
