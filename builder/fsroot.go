@@ -121,6 +121,33 @@ func (r root) symlink(target, p string) error {
 	return os.Symlink(target, host)
 }
 
+// readFile reads guest path p, following symbolic links inside the tree
+// only (an absolute link never reaches the build host's files).
+func (r root) readFile(p string) ([]byte, error) {
+	for range 40 {
+		host, err := r.resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return os.ReadFile(host)
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return nil, err
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = target
+	}
+	return nil, fmt.Errorf("too many levels of symbolic links reading %s", p)
+}
+
 // remove deletes guest paths; globs are expanded inside the tree. Missing
 // paths are not an error.
 func (r root) remove(patterns ...string) error {

@@ -54,3 +54,25 @@ func TestRootOwner(t *testing.T) {
 		t.Fatal("unknown user resolved")
 	}
 }
+
+// readFile follows absolute and relative links inside the tree, never to
+// the build host's files.
+func TestRootReadFile(t *testing.T) {
+	r := root{dir: t.TempDir()}
+	if err := r.writeFile("/usr/lib/unit", []byte("in the tree"), 0o644, os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"/etc/abs": "/usr/lib/unit", "/etc/rel": "../usr/lib/unit", "/etc/hosts-link": "/etc/hostname"} {
+		if err := r.symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"/etc/abs", "/etc/rel"} {
+		if b, err := r.readFile(p); err != nil || string(b) != "in the tree" {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+	if b, err := r.readFile("/etc/hosts-link"); err == nil {
+		t.Errorf("a link to a file the tree lacks read %q (the build host's?)", b)
+	}
+}

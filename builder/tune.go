@@ -2,9 +2,7 @@ package builder
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 )
@@ -223,7 +221,7 @@ var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/
 func (c startCheck) applies(r root) bool {
 	var unit []byte
 	for _, dir := range unitDirs {
-		if b, err := readTreeFile(r, dir+"/"+c.unit); err == nil {
+		if b, err := r.readFile(dir + "/" + c.unit); err == nil {
 			unit = b
 			break
 		}
@@ -231,7 +229,8 @@ func (c startCheck) applies(r root) bool {
 	pre := execStartPre(string(unit))
 	seen := map[string]bool{} // each drop-in once: /lib is /usr/lib on a merged-/usr system
 	for _, dir := range unitDirs {
-		host, err := r.resolve(dir + "/" + c.unit + ".d")
+		dropIns := dir + "/" + c.unit + ".d"
+		host, err := r.resolve(dropIns)
 		if err != nil {
 			return false
 		}
@@ -241,7 +240,7 @@ func (c startCheck) applies(r root) bool {
 				continue
 			}
 			seen[conf] = true
-			b, err := os.ReadFile(conf)
+			b, err := r.readFile(dropIns + "/" + filepath.Base(conf))
 			if err != nil {
 				return false
 			}
@@ -276,33 +275,6 @@ func dropStartChecks(r root) error {
 		}
 	}
 	return nil
-}
-
-// readTreeFile reads guest path p, following symbolic links inside the tree
-// only.
-func readTreeFile(r root, p string) ([]byte, error) {
-	for range 40 {
-		host, err := r.resolve(p)
-		if err != nil {
-			return nil, err
-		}
-		fi, err := os.Lstat(host)
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			return os.ReadFile(host)
-		}
-		target, err := os.Readlink(host)
-		if err != nil {
-			return nil, err
-		}
-		if !path.IsAbs(target) {
-			target = path.Join(path.Dir(p), target)
-		}
-		p = target
-	}
-	return nil, fmt.Errorf("too many levels of symbolic links reading %s", p)
 }
 
 // treeFile is a file tuneImage writes, owned by root.
