@@ -202,6 +202,16 @@ func TestVMBake(t *testing.T) {
 		if strings.Trim(out, "0\n") != "" {
 			return fmt.Errorf("first boot rebuilt the linker cache or journal catalog: %q", out)
 		}
+		// bake-finish found sshd's check to be ssh.service's only
+		// ExecStartPre in the base and left it out (startChecks); the SSH
+		// this test runs over proves sshd started.
+		out, _, err = g.Exec(ctx, "systemctl show -p ExecStartPre --value ssh.service; echo end")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "end" {
+			return fmt.Errorf("ssh.service still runs a start check: %q", out)
+		}
 		return nil
 	}})
 	if err != nil {
