@@ -61,6 +61,11 @@ type Config struct {
 	HAProxy string
 	// Progress receives notes about starts, reloads and restarts.
 	Progress progress.Sink
+	// Guest, when set, runs HAProxy in a guest (a kiln image of the proxy
+	// role) instead of on this host: Listen is then the address it binds
+	// there, with a port, and HAProxy is the guest's own. Dir still holds
+	// state.json on this host.
+	Guest Guest
 }
 
 const (
@@ -106,8 +111,19 @@ func (c Config) validate(n int) (Config, error) {
 	} else if c.Dir = abs; len(abs) > maxDirLen {
 		errs = append(errs, fmt.Errorf("dir %q: %d bytes long, at most %d (unix socket paths are limited to 108 bytes): choose a shorter directory", abs, len(abs), maxDirLen))
 	}
+	if c.Guest != nil {
+		if !guestUserRE.MatchString(c.Guest.User()) {
+			errs = append(errs, fmt.Errorf("guest user %q: want a plain account name", c.Guest.User()))
+		}
+		if ap, err := parseListen(c.Listen); err == nil && ap.Port() == 0 {
+			errs = append(errs, fmt.Errorf("listen %q: a guest balancer needs a port (its forward is fixed)", c.Listen))
+		}
+	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("lb: invalid config: %w", errors.Join(errs...))
+	}
+	if c.Guest != nil {
+		return c, nil
 	}
 	bin, err := findHAProxy(c.HAProxy)
 	if err != nil {

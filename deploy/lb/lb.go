@@ -32,8 +32,10 @@ const (
 // Its methods are safe for concurrent use, and two kiln processes on one
 // Dir take turns (a lock file).
 type Balancer struct {
-	dir  string
-	sink progress.Sink
+	dir    string
+	sink   progress.Sink
+	guest  Guest    // nil: HAProxy is kiln's child on this host
+	pushed [32]byte // sha256 of the config last given to the guest
 
 	mu      sync.Mutex    // guards the fields below
 	st      *state        // as last written to state.json
@@ -66,16 +68,22 @@ func Start(ctx context.Context, cfg Config, servers []Server) (*Balancer, error)
 	if cfg, err = cfg.validate(len(servers)); err != nil {
 		return nil, err
 	}
-	if err := checkVersion(ctx, cfg.HAProxy); err != nil {
-		return nil, err
-	}
-	if err := notRunning(cfg.Dir); err != nil {
-		return nil, err // rather than "port taken", by this very balancer
-	}
-	clearLeftovers(ctx, filepath.Join(cfg.Dir, cfgFile)) // a dead one's workers may hold the port a moment longer
-	listen, err := claimListen(cfg.Listen)
-	if err != nil {
-		return nil, err
+	listen := cfg.Listen
+	if cfg.Guest != nil {
+		if err := checkGuestVersion(ctx, cfg.Guest); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := checkVersion(ctx, cfg.HAProxy); err != nil {
+			return nil, err
+		}
+		if err := notRunning(cfg.Dir); err != nil {
+			return nil, err // rather than "port taken", by this very balancer
+		}
+		clearLeftovers(ctx, filepath.Join(cfg.Dir, cfgFile)) // a dead one's workers may hold the port a moment longer
+		if listen, err = claimListen(cfg.Listen); err != nil {
+			return nil, err
+		}
 	}
 	_, statErr := os.Stat(cfg.Dir)
 	created := errors.Is(statErr, os.ErrNotExist)
@@ -91,14 +99,19 @@ func Start(ctx context.Context, cfg Config, servers []Server) (*Balancer, error)
 		return nil, fmt.Errorf("lb: %w", err)
 	}
 	defer unlock()
-	if err := notRunning(cfg.Dir); err != nil {
-		return nil, err
+	if cfg.Guest == nil {
+		if err := notRunning(cfg.Dir); err != nil {
+			return nil, err
+		}
 	}
 	members, _ := assign(nil, servers, cfg.Slots, func(int) bool { return false })
 	b := &Balancer{dir: cfg.Dir, sink: progress.Or(cfg.Progress), st: &state{
 		SchemaVersion: 1, Name: cfg.Name, Listen: listen, Balance: cfg.Balance,
 		Slots: cfg.Slots, HAProxy: cfg.HAProxy, Servers: members,
-	}}
+	}, guest: cfg.Guest}
+	if cfg.Guest != nil {
+		b.st.GuestUser = cfg.Guest.User()
+	}
 	if err := b.launch(ctx); err != nil {
 		if created {
 			os.RemoveAll(cfg.Dir)
@@ -179,6 +192,11 @@ func (b *Balancer) Running() bool {
 }
 
 func (b *Balancer) running() bool {
+	if b.guest != nil {
+		// Asked of systemd only where it decides (converge): the loops
+		// that poll running() would ask it every few milliseconds.
+		return true
+	}
 	if b.exited != nil {
 		// Kiln's own child keeps its pid until reaped: no need for /proc.
 		select {
@@ -350,6 +368,9 @@ func (b *Balancer) converge(ctx context.Context) (restarted bool, err error) {
 	if stopped {
 		return false, fmt.Errorf("lb: balancer %s was stopped: Start it again", b.dir)
 	}
+	if b.guest != nil {
+		alive = b.guestActive(ctx)
+	}
 	b.trimLog()
 	if alive {
 		if err := b.waitAnswering(ctx, leftoverTimeout); err != nil {
@@ -370,6 +391,15 @@ func (b *Balancer) converge(ctx context.Context) (restarted bool, err error) {
 	}
 	if err := b.writeFiles(); err != nil {
 		return false, err
+	}
+	if b.guest != nil {
+		// A changed drop-in (another account) counts only after a restart.
+		if unitChanged, err := b.pushGuest(ctx); err != nil || unitChanged {
+			if err != nil {
+				return false, err
+			}
+			return true, b.launch(ctx)
+		}
 	}
 	stats, err := b.stat(ctx)
 	if err != nil {

@@ -27,6 +27,9 @@ import (
 // a session of its own (Setsid), so that neither kiln's terminal nor
 // kiln's death reaches it, and Attach finds it again.
 func (b *Balancer) launch(ctx context.Context) error {
+	if b.guest != nil {
+		return b.launchGuest(ctx)
+	}
 	clearLeftovers(ctx, b.path(cfgFile))
 	if err := b.writeFiles(); err != nil {
 		return err
@@ -70,7 +73,7 @@ func (b *Balancer) launch(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 		b.kill(context.WithoutCancel(ctx))
-		return fmt.Errorf("lb: haproxy started but did not answer on %s: %w%s", b.path(adminSock), err, b.logTail(offset))
+		return fmt.Errorf("lb: haproxy started but did not answer on %s: %w%s", b.path(adminSock), err, b.logTail(ctx, offset))
 	}
 	// HAProxy makes its pid file 0644; everything in Dir is private.
 	os.Chmod(b.path(pidFile), 0o600)
@@ -98,7 +101,7 @@ func (b *Balancer) trimLog() {
 
 // startFailed explains a start that exited, with HAProxy's alerts.
 func (b *Balancer) startFailed(listen, what string, offset int64) error {
-	tail := b.logTail(offset)
+	tail := b.logTail(context.Background(), offset)
 	if strings.Contains(tail, "Address already in use") {
 		return fmt.Errorf("lb: listen address %s is in use by another process: choose another port%s", listen, tail)
 	}
@@ -106,7 +109,10 @@ func (b *Balancer) startFailed(listen, what string, offset int64) error {
 }
 
 // logTail is what HAProxy logged as alerts since offset, for errors.
-func (b *Balancer) logTail(offset int64) string {
+func (b *Balancer) logTail(ctx context.Context, offset int64) string {
+	if b.guest != nil {
+		return b.guestLog(ctx)
+	}
 	f, err := os.Open(b.path(logFile))
 	if err != nil {
 		return ""
@@ -164,7 +170,7 @@ func (b *Balancer) answering(ctx context.Context) (int, error) {
 	if cur == 0 {
 		return 0, errors.New("the master lists no current worker")
 	}
-	out, err := command(ctx, b.path(adminSock), "show info")
+	out, err := b.admin(ctx, "show info")
 	if err != nil {
 		return 0, err
 	}
@@ -181,7 +187,7 @@ func (b *Balancer) answering(ctx context.Context) (int, error) {
 
 // procs is the master's `show proc`.
 func (b *Balancer) procs(ctx context.Context) (procs, error) {
-	out, err := command(ctx, b.path(masterSock), "show proc")
+	out, err := b.master(ctx, "show proc")
 	if err != nil {
 		return procs{}, err
 	}
@@ -190,7 +196,7 @@ func (b *Balancer) procs(ctx context.Context) (procs, error) {
 
 // stat is the current worker's view of the backend's slots.
 func (b *Balancer) stat(ctx context.Context) (map[int]slotStat, error) {
-	out, err := command(ctx, b.path(adminSock), "show stat")
+	out, err := b.admin(ctx, "show stat")
 	if err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
 	}
@@ -217,12 +223,12 @@ func (b *Balancer) sessions(ctx context.Context) (map[int]int, error) {
 	b.mu.Unlock()
 	sum := map[int]int{}
 	for _, w := range p.Workers {
-		out, err := command(ctx, b.path(masterSock), fmt.Sprintf("@!%d show stat", w.Pid))
+		out, err := b.master(ctx, fmt.Sprintf("@!%d show stat", w.Pid))
 		if err != nil || out == "" || strings.Contains(out, "Can't find the target PID") {
 			// An old worker that has finished its last session exits:
 			// between show proc and now, it may have gone (or answer
 			// nothing on its way out). Any other silence is an error.
-			if w.Old && !ours(w.Pid, b.path(cfgFile)) {
+			if w.Old && (b.guest != nil || !ours(w.Pid, b.path(cfgFile))) {
 				continue
 			}
 			if err == nil {
@@ -275,7 +281,7 @@ func (b *Balancer) apply(ctx context.Context) error {
 		if m, ok := want[i]; ok && !sameAddr(m.Addr, have.Addr) {
 			ap, _ := netip.ParseAddrPort(m.Addr)
 			line := fmt.Sprintf("set server %s%d addr %s port %d", server, i, ap.Addr(), ap.Port())
-			out, err := command(ctx, b.path(adminSock), line)
+			out, err := b.admin(ctx, line)
 			if err != nil {
 				return fmt.Errorf("lb: %w", err)
 			}
@@ -285,7 +291,7 @@ func (b *Balancer) apply(ctx context.Context) error {
 		}
 		if w := wantState(i, have); have.state() != w {
 			line := fmt.Sprintf("set server %s%d state %s", server, i, w)
-			out, err := command(ctx, b.path(adminSock), line)
+			out, err := b.admin(ctx, line)
 			if err != nil {
 				return fmt.Errorf("lb: %w", err)
 			}
@@ -317,9 +323,11 @@ func (b *Balancer) reload(ctx context.Context, had int) error {
 	b.mu.Lock()
 	st, pid := b.st, b.pid
 	b.mu.Unlock()
-	if err := checkConfig(ctx, st.HAProxy, b.path(cfgFile)); err != nil {
-		return err
-	}
+	if b.guest == nil {
+		if err := checkConfig(ctx, st.HAProxy, b.path(cfgFile)); err != nil {
+			return err
+		}
+	} // a guest checked it before it took it (pushGuest)
 	before, err := b.procs(ctx)
 	if err != nil {
 		return fmt.Errorf("lb: reload: %w", err)
@@ -328,7 +336,11 @@ func (b *Balancer) reload(ctx context.Context, had int) error {
 	if fi, err := os.Stat(b.path(logFile)); err == nil {
 		offset = fi.Size()
 	}
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+	if b.guest != nil {
+		if _, err := b.guestRun(ctx, "reload haproxy", "systemctl reload "+guestUnit, nil); err != nil {
+			return fmt.Errorf("%w%s", err, b.guestLog(ctx))
+		}
+	} else if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
 		return fmt.Errorf("lb: reload: signal haproxy pid %d: %w", pid, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
@@ -339,7 +351,7 @@ func (b *Balancer) reload(ctx context.Context, had int) error {
 		// The master CLI is closed while the master executes itself again.
 		if p, err := b.procs(ctx); err == nil {
 			if p.Failed > before.Failed {
-				return fmt.Errorf("lb: haproxy refused the reload; the old worker still serves%s", b.logTail(offset))
+				return fmt.Errorf("lb: haproxy refused the reload; the old worker still serves%s", b.logTail(ctx, offset))
 			}
 			if cur := p.current(); cur != 0 && cur != before.current() {
 				if w, err := b.answering(ctx); err == nil && w == cur {
@@ -348,11 +360,11 @@ func (b *Balancer) reload(ctx context.Context, had int) error {
 			}
 		}
 		if !b.Running() {
-			return fmt.Errorf("lb: haproxy pid %d exited during a reload%s", pid, b.logTail(offset))
+			return fmt.Errorf("lb: haproxy pid %d exited during a reload%s", pid, b.logTail(ctx, offset))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("lb: reload: no new worker answered within %s: %w%s", reloadTimeout, ctx.Err(), b.logTail(offset))
+			return fmt.Errorf("lb: reload: no new worker answered within %s: %w%s", reloadTimeout, ctx.Err(), b.logTail(ctx, offset))
 		case <-tick.C:
 		}
 	}
@@ -374,6 +386,9 @@ func (b *Balancer) Stop(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	if b.guest != nil {
+		return b.stopGuest(lctx)
+	}
 	pid := b.Pid()
 	if b.Running() {
 		syscall.Kill(pid, syscall.SIGUSR1)
@@ -401,6 +416,10 @@ func (b *Balancer) Stop(ctx context.Context) error {
 // kill ends the master with SIGKILL, if it still runs, and then its
 // workers (which leave by themselves once they see the master gone).
 func (b *Balancer) kill(ctx context.Context) {
+	if b.guest != nil {
+		b.guestRun(ctx, "stop haproxy", "systemctl stop "+guestUnit, nil)
+		return
+	}
 	if b.Running() {
 		syscall.Kill(b.Pid(), syscall.SIGKILL)
 		wait, cancel := context.WithTimeout(ctx, leftoverTimeout)
@@ -502,14 +521,19 @@ func checkVersion(ctx context.Context, bin string) error {
 	if err != nil {
 		return fmt.Errorf("lb: %s -v: %v: %s", bin, err, strings.TrimSpace(string(out)))
 	}
-	m := versionRE.FindStringSubmatch(string(out))
+	return versionOK(bin, string(out))
+}
+
+// versionOK reads `haproxy -v` of what and wants 2.6 or newer.
+func versionOK(what, out string) error {
+	m := versionRE.FindStringSubmatch(out)
 	if m == nil {
-		return fmt.Errorf("lb: %s -v: no version in %q", bin, firstLine(string(out)))
+		return fmt.Errorf("lb: %s -v: no version in %q", what, firstLine(out))
 	}
 	major, _ := strconv.Atoi(m[1])
 	minor, _ := strconv.Atoi(m[2])
 	if major < 2 || major == 2 && minor < 6 {
-		return fmt.Errorf("lb: %s is HAProxy %s.%s: kiln needs 2.6 or newer (Debian 12's)", bin, m[1], m[2])
+		return fmt.Errorf("lb: %s is HAProxy %s.%s: kiln needs 2.6 or newer (Debian 12's)", what, m[1], m[2])
 	}
 	return nil
 }

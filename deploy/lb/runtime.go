@@ -12,11 +12,22 @@ import (
 	"time"
 )
 
+// dialer opens a connection to an HAProxy CLI socket.
+type dialer func(ctx context.Context) (net.Conn, error)
+
+// unixSocket dials a socket on this host.
+func unixSocket(path string) dialer {
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}
+}
+
 // command sends one line to an HAProxy CLI socket (the admin socket, or
 // the master socket) and returns the whole answer. The master CLI answers
 // only once the client has closed its side, hence CloseWrite.
-func command(ctx context.Context, sock, line string) (string, error) {
-	out, err := command1(ctx, sock, line)
+func command(ctx context.Context, dial dialer, line string) (string, error) {
+	out, err := command1(ctx, dial, line)
 	// A socket deadline taken from ctx can pass before ctx reports it:
 	// say it is ctx's, so callers that poll until ctx ends see it so.
 	if dl, ok := ctx.Deadline(); err != nil && ok && !time.Now().Before(dl) {
@@ -25,23 +36,31 @@ func command(ctx context.Context, sock, line string) (string, error) {
 	return out, err
 }
 
-func command1(ctx context.Context, sock, line string) (string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", sock)
+func command1(ctx context.Context, dial dialer, line string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := dial(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+	// Not every connection keeps deadlines (an SSH channel does not):
+	// closing it is what ends a read that waits too long.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
 	}
-	conn.SetDeadline(deadline)
 	if _, err := io.WriteString(conn, line+"\n"); err != nil {
 		return "", err
 	}
-	conn.(*net.UnixConn).CloseWrite()
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	out, err := io.ReadAll(conn)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // closed by the timer, not by HAProxy
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", line, err)
 	}

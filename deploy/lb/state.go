@@ -33,6 +33,9 @@ type state struct {
 	Slots         int      `json:"slots"`
 	HAProxy       string   `json:"haproxy"`
 	Servers       []member `json:"servers"` // by slot
+	// GuestUser is set when HAProxy runs in a guest (Config.Guest): the
+	// account its sockets belong to, which kiln connects as.
+	GuestUser string `json:"guestUser,omitempty"`
 }
 
 // member is a server in its slot: HAProxy's server "s<Slot>".
@@ -124,10 +127,18 @@ func (st *state) config(dir string) []byte {
 	w("# Written by kiln (deploy/lb) for balancer %q from state.json at every start and reload.", st.Name)
 	w("# Do not edit: membership changes go through the admin socket.")
 	w("global")
+	admin, owner := filepath.Join(dir, adminSock), ""
+	if st.GuestUser != "" {
+		// The guest's systemd starts the master as root: the sockets are
+		// kiln's account's alone, the workers run as haproxy.
+		admin, owner = guestAdminSock, " user "+st.GuestUser
+		w("\tuser haproxy")
+		w("\tgroup haproxy")
+	}
 	// expose-fd listeners: a reload hands the listening sockets to the new
 	// worker, so no connection is refused (HAProxy 2.6's master also passes
 	// them over its socketpair with the old worker: -x sockpair@N).
-	w("\tstats socket %s mode 600 level admin expose-fd listeners", filepath.Join(dir, adminSock))
+	w("\tstats socket %s%s mode 600 level admin expose-fd listeners", admin, owner)
 	w("\tstats timeout 30s")
 	// An old worker still serving a long request after a reload or a soft
 	// stop is killed after this long.

@@ -2,11 +2,14 @@ package lb
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kiln-project/kiln/internal/testutil"
 )
 
 func TestDefaultSlots(t *testing.T) {
@@ -98,6 +101,36 @@ func TestConfig(t *testing.T) {
 	}
 	if strings.Contains(cfg, " check") {
 		t.Errorf("haproxy.cfg has HAProxy health checks; kiln probes:\n%s", cfg)
+	}
+}
+
+// A guest's config: kiln's sockets belong to kiln's account, the workers
+// run as haproxy (Debian's package makes the account), and HAProxy takes
+// it: `haproxy -c` of the host's own HAProxy, the drop-in's master
+// socket option included.
+func TestGuestConfig(t *testing.T) {
+	st := &state{Name: "web", Listen: "0.0.0.0:80", Balance: RoundRobin, Slots: 8, GuestUser: "kiln-lb", Servers: []member{
+		{Server{Name: "web-0", Addr: "10.0.2.2:41000", State: Ready}, 0},
+	}}
+	cfg := string(st.config(""))
+	for _, want := range []string{
+		"\tuser haproxy\n\tgroup haproxy\n",
+		"\tstats socket " + guestAdminSock + " user kiln-lb mode 600 level admin expose-fd listeners\n",
+		"\tserver s0 10.0.2.2:41000 # web-0\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("the guest's haproxy.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	if !strings.Contains(guestDropInText("kiln-lb"), `"EXTRAOPTS=-S `+guestMasterSock+`,user,kiln-lb,mode,600"`) {
+		t.Errorf("drop-in: %s", guestDropInText("kiln-lb"))
+	}
+	bin := testutil.NeedTool(t, "haproxy")
+	// The host has no kiln-lb account: the check runs with root's sockets.
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(path, []byte(strings.ReplaceAll(cfg, " user kiln-lb", " user root")), 0o600)
+	if err := checkConfig(context.Background(), bin, path); err != nil {
+		t.Error(err)
 	}
 }
 
