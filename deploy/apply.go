@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,7 +55,16 @@ type ApplyOptions struct {
 // killed half-way is finished by the next one.
 func Apply(ctx context.Context, hosts Hosts, sets []string, desired []Desired, opts ApplyOptions) (Plan, error) {
 	if opts.LockDir != "" {
-		sorted := append([]string(nil), sets...)
+		// A balancer VM's set ("web/lb") is under its owner's lock.
+		var sorted []string
+		for _, s := range sets {
+			if owner, ok := OwnerOfBalancerVM(s); ok {
+				s = owner
+			}
+			if !slices.Contains(sorted, s) {
+				sorted = append(sorted, s)
+			}
+		}
 		sort.Strings(sorted) // one order, so two applies cannot deadlock
 		for _, s := range sorted {
 			unlock, err := flock.Lock(ctx, filepath.Join(opts.LockDir, s+".lock"))

@@ -166,5 +166,8 @@ func specHash(s InstanceSpec) string {
 	seedSum := sha256.Sum256(s.Seed)
 	fmt.Fprintf(h, "disk=%d\nvcpus=%d\nmemory=%d\nfirmware=%s\nnetwork=%s/%s\nports=%s\nseed=%x\n",
 		s.DiskBytes, s.VCPUs, s.MemoryMiB, s.Firmware, s.Network, s.NetworkName, strings.Join(ports, ","), seedSum)
+	if len(s.Listen) > 0 { // only then: the hash of every other instance stays what it was
+		fmt.Fprintf(h, "listen=%s\n", listenForwards(s.Listen))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -302,7 +302,7 @@ func (c *checker) set(sp *setSpec, pos recipes.Positions) *Set {
 	case !setNameRE.MatchString(sp.Name):
 		c.errorf(pos, "name", "invalid name %q: use lower-case letters, digits and dashes, at most 60 characters (instances add -0, -1, ...)", sp.Name)
 	}
-	s.Image = c.image(sp.Image, pos)
+	s.Image = c.image(sp.Image, pos, "image")
 	s.RecipeFile, s.Recipe = c.recipe(sp.Recipe, pos)
 	s.Capacity = c.capacity(s.Kind, sp.Capacity, pos)
 	s.Size = c.size(&sp.Size, pos)
@@ -371,10 +371,12 @@ func isImageFile(ref string) bool {
 	return false
 }
 
-func (c *checker) image(ref string, pos recipes.Positions) Image {
+// image checks an image reference written at field (image, or
+// loadBalancer.image).
+func (c *checker) image(ref string, pos recipes.Positions, field string) Image {
 	img := Image{Ref: ref}
 	if ref == "" {
-		c.errorf(pos, "image", "missing required field image (oci://registry.example.com/team/web:1.2, or ./web.qcow2 beside its web.manifest.json)")
+		c.errorf(pos, field, "missing required field %s (oci://registry.example.com/team/web:1.2, or ./web.qcow2 beside its web.manifest.json)", field)
 		return img
 	}
 	if isImageFile(ref) {
@@ -382,22 +384,22 @@ func (c *checker) image(ref string, pos recipes.Positions) Image {
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
-			c.errorf(pos, "image", "image file %q not found (%v); paths are relative to the fleet file, a registry image is written oci://REGISTRY/REPO:TAG", ref, errors.Unwrap(err))
+			c.errorf(pos, field, "image file %q not found (%v); paths are relative to the fleet file, a registry image is written oci://REGISTRY/REPO:TAG", ref, errors.Unwrap(err))
 			return img
 		case st.IsDir():
-			c.errorf(pos, "image", "%q is a directory: name the image file (web.qcow2), or an OCI layout as oci:DIR:TAG", ref)
+			c.errorf(pos, field, "%q is a directory: name the image file (web.qcow2), or an OCI layout as oci:DIR:TAG", ref)
 			return img
 		case !st.Mode().IsRegular():
-			c.errorf(pos, "image", "%q is not a regular file: name the image file (web.qcow2)", ref)
+			c.errorf(pos, field, "%q is not a regular file: name the image file (web.qcow2)", ref)
 			return img
 		}
 		mp := manifest.PathFor(p)
 		m, err := manifest.Read(mp)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			c.errorf(pos, "image", "no manifest beside %q (want %s): deploy reads firmware and disk size from the one kiln bake writes", ref, filepath.Base(mp))
+			c.errorf(pos, field, "no manifest beside %q (want %s): deploy reads firmware and disk size from the one kiln bake writes", ref, filepath.Base(mp))
 		case err != nil:
-			c.errorf(pos, "image", "%v", err)
+			c.errorf(pos, field, "%v", err)
 		}
 		img.File, img.Manifest = absolute(p), m
 		return img
@@ -406,16 +408,16 @@ func (c *checker) image(ref string, pos recipes.Positions) Image {
 	if err != nil {
 		var re *registry.RefError
 		if errors.As(err, &re) {
-			c.errorf(pos, "image", "invalid image reference %q: %s (a local image file is written ./web.qcow2)", ref, re.Msg)
+			c.errorf(pos, field, "invalid image reference %q: %s (a local image file is written ./web.qcow2)", ref, re.Msg)
 		} else {
-			c.errorf(pos, "image", "%v", err)
+			c.errorf(pos, field, "%v", err)
 		}
 		return img
 	}
 	if r.IsLayout() {
 		dir := c.path(r.Layout)
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			c.errorf(pos, "image", "OCI layout directory of %q not found at %s (paths are relative to the fleet file)", ref, dir)
+			c.errorf(pos, field, "OCI layout directory of %q not found at %s (paths are relative to the fleet file)", ref, dir)
 		}
 		r.Layout = absolute(dir)
 	}

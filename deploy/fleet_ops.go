@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,25 @@ type BalancerConfig struct {
 	Listen  string // host:port; "" is no load balancer
 	Port    int    // the guest port balanced
 	Balance Balance
+	// Placement is where HAProxy runs: PlaceHost or PlaceVM. A VM is made
+	// from Image, a kiln image of the proxy role, with MemoryMiB.
+	Placement BalancerPlacement
+	Image     Image
+	MemoryMiB int
 }
+
+// BalancerPlacement is where a set's load balancer runs.
+type BalancerPlacement string
+
+const (
+	// PlaceHost runs HAProxy as a process on the controller's host.
+	PlaceHost BalancerPlacement = "host"
+	// PlaceVM runs it in a VM of kiln's proxy role beside the set.
+	PlaceVM BalancerPlacement = "vm"
+)
+
+// DefaultBalancerMemory is a balancer VM's memory: HAProxy needs little.
+const DefaultBalancerMemory = 384 << 20
 
 // Enabled reports whether the set has a load balancer.
 func (l BalancerConfig) Enabled() bool { return l.Listen != "" }
@@ -92,9 +111,12 @@ type probeSpec struct {
 }
 
 type loadBalancerSpec struct {
-	Listen  string `yaml:"listen" doc:"where the host's HAProxy listens, HOST:PORT (127.0.0.1:8080)"`
-	Port    *int   `yaml:"port" doc:"guest port it sends to; default the health probe's port"`
-	Balance string `yaml:"balance" doc:"roundrobin (default) or leastconn"`
+	Listen    string        `yaml:"listen" doc:"where the balancer is reached on this host, IP:PORT (127.0.0.1:8080)"`
+	Port      *int          `yaml:"port" doc:"guest port it sends to; default the health probe's port"`
+	Balance   string        `yaml:"balance" doc:"roundrobin (default) or leastconn"`
+	Placement string        `yaml:"placement" doc:"host (default: an HAProxy process on the controller's host) or vm (a VM of kiln's proxy role, <set>-lb, on the set's first host, its listen forwarded from this address)"`
+	Image     string        `yaml:"image" doc:"placement vm: a kiln image of the proxy role, written as a set's image is"`
+	Memory    *recipes.Size `yaml:"memory" doc:"placement vm: the VM's memory, at least 128MiB; default 384MiB"`
 }
 
 type autoscaleSpec struct {
@@ -211,9 +233,9 @@ func probeFromChecks(checks []recipes.Check) (health.Probe, string) {
 }
 
 func (c *checker) loadBalancer(sp *loadBalancerSpec, h Health, pos recipes.Positions) BalancerConfig {
-	lb := BalancerConfig{Listen: sp.Listen, Balance: Balance(sp.Balance)}
+	lb := BalancerConfig{Listen: sp.Listen, Balance: Balance(sp.Balance), Placement: BalancerPlacement(sp.Placement)}
 	if sp.Listen == "" {
-		if sp.Port != nil || sp.Balance != "" {
+		if sp.Port != nil || sp.Balance != "" || sp.Placement != "" || sp.Image != "" || sp.Memory != nil {
 			c.errorf(pos, "loadBalancer", "a load balancer needs listen: HOST:PORT (127.0.0.1:8080)")
 		}
 		return BalancerConfig{}
@@ -242,6 +264,30 @@ func (c *checker) loadBalancer(sp *loadBalancerSpec, h Health, pos recipes.Posit
 	}
 	if !h.Enabled() {
 		c.errorf(pos, "loadBalancer", "a load balancer sends only to healthy instances: give the set a health probe (health.probe), or a recipe with an HTTP or TCP check")
+	}
+	switch lb.Placement {
+	case "", PlaceHost:
+		lb.Placement = PlaceHost
+		if sp.Image != "" || sp.Memory != nil {
+			c.errorf(pos, "loadBalancer.placement", "image and memory are for placement: vm (a VM of kiln's proxy role); add it, or leave them out for the host's HAProxy")
+		}
+	case PlaceVM:
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			c.errorf(pos, "loadBalancer.listen", "placement vm forwards listen with QEMU user networking, which takes IPv4 only: use 127.0.0.1:PORT or 0.0.0.0:PORT")
+		}
+		lb.Image = c.image(sp.Image, pos, "loadBalancer.image")
+		if m := lb.Image.Manifest; m != nil && !slices.Contains(m.Recipe.Roles, "proxy") {
+			c.errorf(pos, "loadBalancer.image", "%s was baked from recipe %q with roles %v, not the proxy role: bake one from a recipe with roles: [proxy] (examples/proxy.yaml)", sp.Image, m.Recipe.Name, m.Recipe.Roles)
+		}
+		lb.MemoryMiB = DefaultBalancerMemory >> 20
+		if sp.Memory != nil {
+			if *sp.Memory < 128<<20 {
+				c.errorf(pos, "loadBalancer.memory", "memory %s is too small for a VM; give it at least 128MiB", *sp.Memory)
+			}
+			lb.MemoryMiB = int(int64(*sp.Memory) >> 20)
+		}
+	default:
+		c.errorf(pos, "loadBalancer.placement", "unknown placement %q (want host or vm)", sp.Placement)
 	}
 	return lb
 }

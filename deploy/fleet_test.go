@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 //	web.yaml, same-host.yaml, broken.yaml   recipes (from testdata)
 //	web.qcow2 + web.manifest.json           4GiB, bios and uefi
 //	uefi.qcow2 + uefi.manifest.json         8GiB, uefi only
+//	proxy.qcow2 + proxy.manifest.json       3GiB, bios, the proxy role
 //	bare.qcow2                              no manifest beside it
 //	store/                                  an OCI layout directory
 func workdir(t *testing.T) {
@@ -40,6 +43,15 @@ func workdir(t *testing.T) {
 	}
 	image(t, filepath.Join(dir, "web.qcow2"), 4<<30, "bios", "uefi")
 	image(t, filepath.Join(dir, "uefi.qcow2"), 8<<30, "uefi")
+	image(t, filepath.Join(dir, "proxy.qcow2"), 3<<30, "bios")
+	m, err := manifest.Read(manifest.PathFor(filepath.Join(dir, "proxy.qcow2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Recipe.Name, m.Recipe.Roles = "proxy", []string{"proxy"}
+	if err := manifest.Write(manifest.PathFor(filepath.Join(dir, "proxy.qcow2")), m); err != nil {
+		t.Fatal(err)
+	}
 	write(t, filepath.Join(dir, "bare.qcow2"), "not really qcow2")
 	if err := os.Mkdir(filepath.Join(dir, "store"), 0o755); err != nil {
 		t.Fatal(err)
@@ -433,7 +445,7 @@ health:
 		h.From != "checks[0]" || h.Config != (health.Config{Interval: 5 * time.Second, Probes: 2, GracePeriod: 10 * time.Second}) {
 		t.Errorf("web's probe comes from the recipe's first HTTP check, with the defaults: %+v %+v", h, h.Probe.HTTP)
 	}
-	if web.LoadBalancer != (BalancerConfig{Listen: "127.0.0.1:8080", Port: 8080, Balance: RoundRobin}) {
+	if web.LoadBalancer != (BalancerConfig{Listen: "127.0.0.1:8080", Port: 8080, Balance: RoundRobin, Placement: PlaceHost}) {
 		t.Errorf("web's load balancer: %+v", web.LoadBalancer)
 	}
 	a := web.Autoscale
@@ -466,6 +478,64 @@ health:
 	}
 }
 
+// A load balancer in a VM of the proxy role: the fleet file's fields, and
+// the domain it makes beside the set's instances.
+func TestBalancerVM(t *testing.T) {
+	workdir(t)
+	write(t, "fleet.yaml", header+`kind: ScaleSet
+name: web
+image: ./web.qcow2
+recipe: ./web.yaml
+loadBalancer: {listen: 127.0.0.1:8080, placement: vm, image: ./proxy.qcow2}
+`)
+	f, err := LoadFleet("fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Sets[0]
+	if l := s.LoadBalancer; l.Placement != PlaceVM || l.MemoryMiB != 384 || !strings.HasSuffix(l.Image.File, "/proxy.qcow2") || l.Port != 8080 {
+		t.Fatalf("load balancer: %+v", l)
+	}
+	// What Resolve makes of a local image (the stand-in has no real digest).
+	resolved := func(bs *Set) *Resolved {
+		if err := bs.UseManifest(bs.Image.Manifest); err != nil {
+			t.Fatal(err)
+		}
+		return &Resolved{Set: bs, Path: bs.Image.File, Digest: "sha256:" + strings.Repeat("cd", 32)}
+	}
+	r := resolved(s.BalancerImageSet())
+	d, err := BalancerVM(s, r, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ6d0VYXyZ9i7dVbn9ByM0T+Lz3ZrGQ4sL3OxWcFXq8R kiln")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := d.Spec
+	if sp.Name != "web-lb" || sp.Meta.Set != "web/lb" || d.Host != "qemu:///system" || sp.Firmware != "bios" || sp.DiskBytes != 3<<30 ||
+		sp.MemoryMiB != 384 || !slices.Equal(sp.Ports, []int{22}) || sp.Listen[80] != "127.0.0.1:8080" {
+		t.Errorf("balancer VM: %+v", sp)
+	}
+	if !bytes.Contains(sp.Seed, []byte("name: kiln-lb")) || !bytes.Contains(sp.Seed, []byte("AAAAC3NzaC1lZDI1NTE5AAAAIJ6d0VYXyZ9i7dVbn9ByM0T")) {
+		t.Errorf("the seed lets kiln's account in with the key: %q", sp.Seed)
+	}
+	again, _ := BalancerVM(s, r, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ6d0VYXyZ9i7dVbn9ByM0T+Lz3ZrGQ4sL3OxWcFXq8R kiln")
+	if again.Spec.Meta.Spec != sp.Meta.Spec {
+		t.Error("the same set and key make another spec: the controller would replace its VM at every start")
+	}
+	// Apply leaves it to the controller; destroying the set removes it.
+	lbVM := Instance{Name: "web-lb", Host: "qemu:///system", State: Running, Meta: sp.Meta}
+	if p := Diff([]string{"web"}, nil, []Instance{lbVM}, true); len(p.Changes) != 0 {
+		t.Errorf("apply (with --prune) touches the balancer VM: %+v", p.Changes)
+	}
+	if p := Diff([]string{"web", BalancerVMSet("web")}, nil, []Instance{lbVM}, false); len(p.Changes) != 1 || p.Changes[0].Op != OpDelete {
+		t.Errorf("destroy keeps the balancer VM: %+v", p.Changes)
+	}
+	// Another set's image is not a proxy.
+	other := *s.BalancerImageSet()
+	other.Image = s.Image
+	if _, err := BalancerVM(s, resolved(&other), "k"); err == nil || !strings.Contains(err.Error(), "fleet.yaml:6:62: loadBalancer.image: ./web.qcow2 was baked") || !strings.Contains(err.Error(), "not the proxy role") {
+		t.Errorf("an image without the proxy role: %v", err)
+	}
+}
+
 func TestLoadFleetOperationsErrors(t *testing.T) {
 	set := header + "kind: ScaleSet\nname: web\nimage: ./web.qcow2\nrecipe: ./web.yaml\n" // lines 1-5
 	as := strings.Replace(set, "ScaleSet", "AvailabilitySet", 1)
@@ -483,6 +553,17 @@ func TestLoadFleetOperationsErrors(t *testing.T) {
 			`fleet.yaml:6:47: loadBalancer.balance: unknown balance "random" (want roundrobin or leastconn)`}},
 		{"load balancer without listen", set + "loadBalancer: {port: 80}\n", []string{
 			`fleet.yaml:6:15: loadBalancer: a load balancer needs listen: HOST:PORT (127.0.0.1:8080)`}},
+		{"balancer vm without image", set + "loadBalancer: {listen: 127.0.0.1:80, placement: vm}\n", []string{
+			`fleet.yaml:6:15: loadBalancer.image: missing required field loadBalancer.image (oci://registry.example.com/team/web:1.2, or ./web.qcow2 beside its web.manifest.json)`}},
+		{"balancer vm of an image without the proxy role", set + "loadBalancer: {listen: 127.0.0.1:80, placement: vm, image: ./web.qcow2}\n", []string{
+			`fleet.yaml:6:60: loadBalancer.image: ./web.qcow2 was baked from recipe "web" with roles [], not the proxy role: bake one from a recipe with roles: [proxy] (examples/proxy.yaml)`}},
+		{"balancer vm too small, on IPv6", set + "loadBalancer: {listen: \"[::1]:80\", placement: vm, image: ./proxy.qcow2, memory: 64MiB}\n", []string{
+			`fleet.yaml:6:24: loadBalancer.listen: placement vm forwards listen with QEMU user networking, which takes IPv4 only: use 127.0.0.1:PORT or 0.0.0.0:PORT`,
+			`fleet.yaml:6:81: loadBalancer.memory: memory 64MiB is too small for a VM; give it at least 128MiB`}},
+		{"unknown placement", set + "loadBalancer: {listen: 127.0.0.1:80, placement: cloud}\n", []string{
+			`fleet.yaml:6:49: loadBalancer.placement: unknown placement "cloud" (want host or vm)`}},
+		{"image for the host's balancer", set + "loadBalancer: {listen: 127.0.0.1:80, image: ./proxy.qcow2}\n", []string{
+			`fleet.yaml:6:15: loadBalancer.placement: image and memory are for placement: vm (a VM of kiln's proxy role); add it, or leave them out for the host's HAProxy`}},
 		{"autoscale", set + "capacity: 9\nautoscale:\n  minimum: 1\n  maximum: 5\n  rules:\n  - {metric: disk, timeWindow: 1m, operator: '>', threshold: x, direction: up}\n", []string{
 			`fleet.yaml:6:11: capacity: capacity 9 is outside autoscale's minimum and maximum (1-5)`,
 			`fleet.yaml:11:14: autoscale.rules[0].metric: unknown metric "disk": cpu, or a name under autoscale.metrics`,

@@ -33,6 +33,9 @@ type Metadata struct {
 	// Ports are the forwards of user networking, "guest:host,…" on
 	// 127.0.0.1; chosen at creation, kept for the instance's life.
 	Ports string `xml:"ports,attr,omitempty" json:"-"`
+	// Listen are forwards from fixed host addresses, "guest=IP:PORT,…":
+	// a balancer VM's listen address.
+	Listen string `xml:"listen,attr,omitempty" json:"-"`
 	// Protect is the instance's protection, set by `kiln deploy protect`:
 	// "scale-in", "scale-set-actions", both (comma-separated) or none.
 	Protect string `xml:"protect,attr,omitempty" json:"protect,omitempty"`
@@ -118,6 +121,9 @@ type InstanceSpec struct {
 	Network     string
 	NetworkName string
 	Ports       []int
+	// Listen forwards fixed host addresses to guest ports (user
+	// networking): guest port → IPv4:PORT. A balancer VM's listen.
+	Listen map[int]string
 }
 
 // Hypervisor is what deploy needs of one host. The libvirt backend

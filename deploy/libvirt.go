@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -304,6 +306,7 @@ func (h *Libvirt) Create(ctx context.Context, s InstanceSpec) error {
 		if s.Meta.Ports, err = forwardPorts(s.Ports); err != nil {
 			return err
 		}
+		s.Meta.Listen = listenForwards(s.Listen)
 	}
 	doc, err := h.domainXML(s, overlay, seed, console)
 	if err != nil {
@@ -437,6 +440,16 @@ func forwardPorts(guest []int) (string, error) {
 	return strings.Join(parts, ","), nil
 }
 
+// listenForwards writes InstanceSpec.Listen as Metadata.Listen, in guest
+// port order.
+func listenForwards(l map[int]string) string {
+	var parts []string
+	for _, g := range slices.Sorted(maps.Keys(l)) {
+		parts = append(parts, fmt.Sprintf("%d=%s", g, l[g]))
+	}
+	return strings.Join(parts, ",")
+}
+
 // portMap reads Ports ("guest:host,…").
 func (m Metadata) portMap() map[int]int {
 	if m.Ports == "" {
@@ -513,6 +526,11 @@ func (h *Libvirt) domainXML(s InstanceSpec, overlay, seed, console string) (stri
 		netdev := "user,id=kiln0"
 		for g, hp := range s.Meta.portMap() {
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", hp, g)
+		}
+		for _, f := range strings.Split(s.Meta.Listen, ",") {
+			if g, addr, ok := strings.Cut(f, "="); ok {
+				netdev += fmt.Sprintf(",hostfwd=tcp:%s-:%s", addr, g)
+			}
 		}
 		d.QEMUCommandline = &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{
 			{Value: "-netdev"}, {Value: netdev}, {Value: "-device"}, {Value: "virtio-net-pci,netdev=kiln0,bus=pci.0,addr=0x1f"},

@@ -108,8 +108,15 @@ func Diff(sets []string, desired []Desired, actual []Instance, prune bool) Plan 
 			continue
 		}
 		if inFile[a.Meta.Set] {
-			deletes = append(deletes, Change{Op: OpDelete, Instance: a.Name, Host: a.Host, Set: a.Meta.Set, Act: true, Reason: "beyond the set's capacity"})
+			reason := "beyond the set's capacity"
+			if owner, ok := OwnerOfBalancerVM(a.Meta.Set); ok {
+				reason = "the load balancer of set " + owner
+			}
+			deletes = append(deletes, Change{Op: OpDelete, Instance: a.Name, Host: a.Host, Set: a.Meta.Set, Act: true, Reason: reason})
 			continue
+		}
+		if owner, ok := OwnerOfBalancerVM(a.Meta.Set); ok && inFile[owner] {
+			continue // kiln deploy run's to make and remove
 		}
 		reports = append(reports, Change{Op: OpForeign, Instance: a.Name, Host: a.Host, Set: a.Meta.Set, Act: prune,
 			Reason: fmt.Sprintf("set %q is not in this fleet file; kept (--prune removes it)", a.Meta.Set)})

@@ -242,7 +242,8 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 		return err
 	}
 	defer closeHosts()
-	sets, desired := []string{destroySet}, []deploy.Desired(nil)
+	// A set's balancer VM goes with it.
+	sets, desired := []string{destroySet, deploy.BalancerVMSet(destroySet)}, []deploy.Desired(nil)
 	if destroySet == "" {
 		// The instances there are keep their ordinals (a surge upgrade
 		// leaves gaps); apply observes again under the sets' locks.
@@ -275,7 +276,7 @@ func deployRun(cmd *cobra.Command, file, destroySet string, act bool) error {
 		// The other sets' instances were only seen (as not in this run), never touched.
 		kept := plan.Changes[:0]
 		for _, c := range plan.Changes {
-			if c.Set == destroySet {
+			if c.Set == destroySet || c.Set == deploy.BalancerVMSet(destroySet) {
 				kept = append(kept, c)
 			}
 		}
