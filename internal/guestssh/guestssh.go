@@ -1,6 +1,8 @@
-// Package guestssh is kiln's channel into a guest it is testing: an SSH
-// connection through a forwarded port, authenticated with an ephemeral key
-// that lives only in memory and in that guest's seed.
+// Package guestssh is kiln's channel into a guest it is testing or
+// configuring: an SSH connection through a forwarded port, authenticated
+// with an ephemeral key that lives only in memory and in that guest's seed
+// (kiln test), or with a key the deploy controller keeps in its private
+// state directory for the balancer VMs it runs (LoadOrMakeKey).
 package guestssh
 
 import (
@@ -8,13 +10,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kiln-project/kiln/internal/atomicfile"
 )
 
 // Key is an ephemeral ed25519 key pair.
@@ -26,10 +32,49 @@ type Key struct {
 
 // NewKey makes a fresh key. The private half is never written anywhere.
 func NewKey() (*Key, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
+	return keyOf(priv, "kiln-test")
+}
+
+// LoadOrMakeKey reads the key kept at path (OpenSSH format), or makes one
+// and keeps it there, readable by its owner only and written whole (a
+// temp file renamed): the deploy controller's key to the guests it
+// configures, the same after it restarts.
+func LoadOrMakeKey(path, comment string) (*Key, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		block, err := ssh.MarshalPrivateKey(priv, comment)
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return nil, err
+		}
+		return keyOf(priv, comment)
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := ssh.ParseRawPrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it: a new key is made, and the guests that knew the old one are made again)", path, err)
+	}
+	priv, ok := raw.(*ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an ed25519 key (%T)", path, raw)
+	}
+	return keyOf(*priv, comment)
+}
+
+func keyOf(priv ed25519.PrivateKey, comment string) (*Key, error) {
+	pub := priv.Public().(ed25519.PublicKey)
 	signer, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
 		return nil, err
@@ -38,7 +83,7 @@ func NewKey() (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	authorized := string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(sshPub))) + " kiln-test"
+	authorized := string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(sshPub))) + " " + comment
 	return &Key{signer: signer, AuthorizedKey: authorized}, nil
 }
 
@@ -99,11 +144,19 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig) (*ssh.Cli
 // Run runs a shell command and returns its combined output and exit code.
 // err is set only when the command could not be run at all.
 func (c *Client) Run(ctx context.Context, cmd string) (string, int, error) {
+	return c.RunInput(ctx, cmd, nil)
+}
+
+// RunInput is Run with stdin.
+func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) (string, int, error) {
 	s, err := c.c.NewSession()
 	if err != nil {
 		return "", -1, err
 	}
 	defer s.Close()
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
 	// One writer for both streams, locked and without ReadFrom: two
 	// concurrent bytes.Buffer.ReadFrom calls on one buffer lose data.
 	out := &lockedBuffer{}
@@ -125,6 +178,34 @@ func (c *Client) Run(ctx context.Context, cmd string) (string, int, error) {
 		return out.String(), 0, nil
 	}
 }
+
+// DialUnix connects to a unix socket in the guest, as the user logged in
+// (OpenSSH's streamlocal forwarding), until ctx ends.
+func (c *Client) DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := c.c.Dial("unix", path)
+		done <- result{conn, err}
+	}()
+	select {
+	case r := <-done:
+		return r.conn, r.err
+	case <-ctx.Done():
+		go func() { // the channel may still open: close it then
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// Wait returns when the connection ends (the guest went away).
+func (c *Client) Wait() error { return c.c.Wait() }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.c.Close() }
