@@ -434,6 +434,9 @@ func remoteHost(uri string) bool {
 // 127.0.0.1, so a probe, a load balancer or repairs need local hosts, or
 // mode network with addresses this host can route to.
 func (c *checker) reachable(s *Set, healthWritten bool, pos recipes.Positions) {
+	if s.LoadBalancer.Placement == PlaceVM && len(s.Hosts) > 0 && remoteHost(s.Hosts[0]) {
+		c.errorf(pos, "hosts[0]", "loadBalancer: the balancer VM runs on the set's first host, %s, and kiln configures it through a port forwarded on that host's 127.0.0.1, which this host cannot reach; list a local host first (qemu:///system)", s.Hosts[0])
+	}
 	if s.Network.Mode != UserNetwork {
 		return
 	}

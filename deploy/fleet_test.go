@@ -560,6 +560,8 @@ func TestLoadFleetOperationsErrors(t *testing.T) {
 		{"balancer vm too small, on IPv6", set + "loadBalancer: {listen: \"[::1]:80\", placement: vm, image: ./proxy.qcow2, memory: 64MiB}\n", []string{
 			`fleet.yaml:6:24: loadBalancer.listen: placement vm forwards listen with QEMU user networking, which takes IPv4 only: use 127.0.0.1:PORT or 0.0.0.0:PORT`,
 			`fleet.yaml:6:81: loadBalancer.memory: memory 64MiB is too small for a VM; give it at least 128MiB`}},
+		{"balancer vm on a remote host", set + "loadBalancer: {listen: 127.0.0.1:80, placement: vm, image: ./proxy.qcow2}\nnetwork: {mode: network, name: default}\nhosts: [qemu+ssh://h2.example.com/system]\n", []string{
+			`fleet.yaml:8:9: hosts[0]: loadBalancer: the balancer VM runs on the set's first host, qemu+ssh://h2.example.com/system, and kiln configures it through a port forwarded on that host's 127.0.0.1, which this host cannot reach; list a local host first (qemu:///system)`}},
 		{"unknown placement", set + "loadBalancer: {listen: 127.0.0.1:80, placement: cloud}\n", []string{
 			`fleet.yaml:6:49: loadBalancer.placement: unknown placement "cloud" (want host or vm)`}},
 		{"image for the host's balancer", set + "loadBalancer: {listen: 127.0.0.1:80, image: ./proxy.qcow2}\n", []string{

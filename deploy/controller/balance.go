@@ -22,7 +22,7 @@ func (c *Controller) balancerDir(set string) string {
 // a previous controller left running (attached), or a new one.
 func (c *Controller) balancer(ctx context.Context, s *deploy.Set, servers []lb.Server) (*lb.Balancer, error) {
 	if b := c.balancers[s.Name]; b != nil {
-		if b.Addr() == s.LoadBalancer.Listen {
+		if !b.InGuest() && b.Addr() == s.LoadBalancer.Listen {
 			return b, nil
 		}
 		// The fleet file moved it: a new one where it says.
@@ -80,17 +80,27 @@ func (c *Controller) members(s *deploy.Set, st *SetState, insts []deploy.Instanc
 // balanceSet keeps the set's load balancer in step with its instances.
 func (c *Controller) balanceSet(ctx context.Context, hosts deploy.Hosts, s *deploy.Set, st *SetState) error {
 	if !s.LoadBalancer.Enabled() {
-		if b := c.balancers[s.Name]; b != nil {
+		var err error
+		if b := c.balancers[s.Name]; b != nil && !b.InGuest() {
 			delete(c.balancers, s.Name)
-			return b.Stop(ctx)
+			err = b.Stop(ctx)
 		}
-		return nil
+		return errors.Join(err, c.removeBalancerVM(ctx, hosts, s))
 	}
 	insts, err := c.observe(ctx, hosts, s.Name)
 	if err != nil {
 		return err
 	}
 	servers := c.members(s, st, insts)
+	if s.LoadBalancer.Placement == deploy.PlaceVM {
+		if err := c.balanceVM(ctx, hosts, s, servers); err != nil {
+			return fmt.Errorf("load balancer: %w", err)
+		}
+		return nil
+	}
+	if err := c.removeBalancerVM(ctx, hosts, s); err != nil {
+		return fmt.Errorf("load balancer: %w", err)
+	}
 	b, err := c.balancer(ctx, s, servers)
 	if err != nil {
 		return fmt.Errorf("load balancer: %w", err)

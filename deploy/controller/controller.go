@@ -78,6 +78,7 @@ type Controller struct {
 
 	hosts     map[string]deploy.Hypervisor
 	balancers map[string]*lb.Balancer
+	lbGuests  map[string]*vmGuest         // by set: the connection to its balancer VM
 	resolved  map[string]*deploy.Resolved // by set, for the fleet file as last read
 	fleetSum  string
 	fleet     *deploy.Fleet
@@ -117,6 +118,7 @@ func New(opts Options) (*Controller, error) {
 		events:    &eventLog{path: filepath.Join(opts.StateDir, EventsFile)},
 		hosts:     map[string]deploy.Hypervisor{},
 		balancers: map[string]*lb.Balancer{},
+		lbGuests:  map[string]*vmGuest{},
 		resolved:  map[string]*deploy.Resolved{},
 		nextProbe: map[string]time.Time{},
 		draining:  map[string]bool{},
@@ -127,6 +129,9 @@ func New(opts Options) (*Controller, error) {
 // their last membership, so traffic still flows while no controller runs;
 // the next controller attaches to them. StopBalancers stops them.
 func (c *Controller) Close() error {
+	for set := range c.lbGuests {
+		c.dropGuest(set)
+	}
 	c.unlock()
 	return nil
 }

@@ -226,3 +226,6 @@ func (b *Balancer) stopGuest(ctx context.Context) error {
 	b.sink.Emit(progress.Event{Step: "lb", Kind: progress.Note, Time: time.Now(), Msg: "the guest's haproxy stopped"})
 	return nil
 }
+
+// InGuest reports whether the balancer's HAProxy runs in a guest.
+func (b *Balancer) InGuest() bool { return b.guest != nil }

@@ -174,6 +174,7 @@ const (
 	EventUpgradeStopped EventKind = "upgrade-stopped"
 	EventUpgradeDone    EventKind = "upgrade-done"
 	EventRolledBack     EventKind = "rolled-back"
+	EventBalancer       EventKind = "balancer" // a balancer VM made, started, replaced or removed
 	EventError          EventKind = "error"
 )
 
