@@ -171,7 +171,7 @@ type setSpec struct {
 	UpdateDomains *int              `yaml:"updateDomains" doc:"1-20, default 5: upgrades and maintenance walk one at a time"`
 	Hosts         []string          `yaml:"hosts" doc:"libvirt URIs: qemu:///system (default), qemu:///session, qemu+unix:///system?socket=PATH, qemu+ssh://[USER@]HOST/system, qemu+tcp://HOST/system; with several, a fault domain is a host"`
 	Health        healthSpec        `yaml:"health" doc:"how kiln deploy run probes each instance"`
-	LoadBalancer  loadBalancerSpec  `yaml:"loadBalancer" doc:"a HAProxy on this host in front of the set's healthy instances"`
+	LoadBalancer  loadBalancerSpec  `yaml:"loadBalancer" doc:"a HAProxy in front of the set's healthy instances: on this host, or in a VM of the proxy role (placement: vm)"`
 	Autoscale     autoscaleSpec     `yaml:"autoscale" doc:"capacity from metrics (ScaleSet): minimum, maximum, default, rules"`
 	UpgradePolicy upgradePolicySpec `yaml:"upgradePolicy" doc:"how instances move to a new image: mode and rollingUpgradePolicy"`
 	Repairs       repairsSpec       `yaml:"automaticRepairs" doc:"what happens to an instance unhealthy past a grace period"`

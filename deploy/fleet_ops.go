@@ -52,8 +52,9 @@ const (
 	LeastConn  Balance = "leastconn"
 )
 
-// BalancerConfig is a set's load balancer: a HAProxy on the controller's host
-// listening on Listen, sending to Port of the set's healthy instances.
+// BalancerConfig is a set's load balancer: a HAProxy, on the controller's
+// host or in a VM of the proxy role, reached at Listen, sending to Port of
+// the set's healthy instances.
 type BalancerConfig struct {
 	Listen  string // host:port; "" is no load balancer
 	Port    int    // the guest port balanced

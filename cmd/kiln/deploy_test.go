@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,7 +180,7 @@ func TestDeployCLI(t *testing.T) {
 	// ... and each guest boots again.
 	waitBoots(2)
 	// The controller, on the same guests: a load balancer, health, a repair.
-	controlFleet(t, dir, env, key)
+	controlFleet(t, dir, env, key, d.URI)
 	// Scale in: the file says 1 now, and so do the hosts.
 	if r = run(t, dir, env, "deploy", "scale", "fleet.yaml", "web", "1"); r.code != 0 || !strings.Contains(r.stdout, "- delete") {
 		t.Fatalf("scale: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -192,6 +191,9 @@ func TestDeployCLI(t *testing.T) {
 	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json"); len(envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any)) != 1 {
 		t.Errorf("after scale 1: %s", r.stdout)
 	}
+	if ids()["web-lb"] <= 0 {
+		t.Errorf("scale (an apply) removed the set's balancer VM, which is the controller's: %v", ids())
+	}
 	// Another fleet's set on the same host: destroying web leaves it alone.
 	other, _ := os.ReadFile(filepath.Join(dir, "fleet.yaml"))
 	os.WriteFile(filepath.Join(dir, "other.yaml"), []byte(strings.Replace(string(other), "name: web", "name: api", 1)), 0o644)
@@ -200,6 +202,9 @@ func TestDeployCLI(t *testing.T) {
 	}
 	if r = run(t, dir, env, "deploy", "destroy", "fleet.yaml", "web"); r.code != 0 || strings.Contains(r.stdout, "api-") {
 		t.Fatalf("destroy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, ok := ids()["web-lb"]; ok || !strings.Contains(r.stdout, "web-lb") {
+		t.Errorf("destroy left web's balancer VM: %v\n%s", ids(), r.stdout)
 	}
 	r = run(t, dir, env, "deploy", "status", "other.yaml", "-O", "json")
 	if insts := envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any); len(insts) != 1 || insts[0].(map[string]any)["state"] != "running" {
@@ -301,7 +306,7 @@ func TestDeployUnreachableHost(t *testing.T) {
 // upgrade with a client on the balancer throughout (zero failures), its
 // controller killed half-way and the upgrade resumed; a broken image that
 // stops the upgrade, and --rollback; autoscale on real CPU load.
-func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
+func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri string) {
 	state, err := os.MkdirTemp("", "ks") // HAProxy's socket paths must stay short
 	if err != nil {
 		t.Fatal(err)
@@ -618,13 +623,14 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key) {
 		return strings.Contains(events(), "rolled-back") && onNew(st)
 	})
 	autoscaleOnLoad(t, dir, env, key, fleet, statusJSON, events, waitFor)
+	inVM := balancerInVM(t, dir, uri, fleet, state, listen, get, events, func() string { return logOf("run4.log") })
 	// Interrupted, the controller stops its balancer (--stop-balancers).
 	fourth.Process.Signal(os.Interrupt)
 	if err := fourth.Wait(); err != nil {
 		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run4.log"))
 	}
-	if _, err := lb.Attach(context.Background(), filepath.Join(state, "lb", "web"), nil); !errors.Is(err, lb.ErrNotRunning) {
-		t.Errorf("the balancer still runs after the controller stopped with --stop-balancers: %v", err)
+	if _, err := inVM.Stats(context.Background()); err == nil {
+		t.Errorf("the balancer in web-lb still answers after the controller stopped with --stop-balancers")
 	}
 }
 

@@ -77,7 +77,10 @@ func (c *Controller) setView(s *deploy.Set, st *SetState, insts []deploy.Instanc
 		sv.Image.Digest = r.Digest
 	}
 	if s.LoadBalancer.Enabled() {
-		sv.LoadBalancer = &view.LoadBalancerView{Listen: s.LoadBalancer.Listen}
+		sv.LoadBalancer = &view.LoadBalancerView{Listen: s.LoadBalancer.Listen, Placement: string(s.LoadBalancer.Placement)}
+		if s.LoadBalancer.Placement == deploy.PlaceVM {
+			sv.LoadBalancer.Instance = deploy.BalancerVMName(s.Name)
+		}
 	}
 	if u := st.Upgrade; u != nil {
 		sv.Upgrade = upgradeView(*u)

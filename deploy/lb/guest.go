@@ -129,13 +129,16 @@ func (b *Balancer) pushGuest(ctx context.Context) (unitChanged bool, err error) 
 		return false, nil
 	}
 	dropIn := strings.TrimSuffix(guestDropInText(st.GuestUser), "\n")
-	out, err := b.guestRun(ctx, "install haproxy.cfg", "DROPIN='"+dropIn+"'\n"+pushScript, cfg)
+	out, err := b.guestRun(ctx, "install haproxy.cfg", "DROPIN="+shQuote(dropIn)+"\n"+pushScript, cfg)
 	if err != nil {
 		return false, err
 	}
 	b.pushed = sum
 	return strings.Contains(out, "unit-changed"), nil
 }
+
+// shQuote makes s one shell word.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // guestActive asks systemd whether the guest's HAProxy runs.
 func (b *Balancer) guestActive(ctx context.Context) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -124,6 +125,12 @@ func TestGuestConfig(t *testing.T) {
 	}
 	if !strings.Contains(guestDropInText("kiln-lb"), `"EXTRAOPTS=-S `+guestMasterSock+`,user,kiln-lb,mode,600"`) {
 		t.Errorf("drop-in: %s", guestDropInText("kiln-lb"))
+	}
+	// The drop-in survives the shell it is written by (its comment has
+	// apostrophes).
+	out, err := exec.Command("sh", "-c", "DROPIN="+shQuote(guestDropInText("kiln-lb"))+"\nprintf '%s' \"$DROPIN\"").Output()
+	if err != nil || string(out) != guestDropInText("kiln-lb") {
+		t.Errorf("drop-in through the shell: %q %v", out, err)
 	}
 	bin := testutil.NeedTool(t, "haproxy")
 	// The host has no kiln-lb account: the check runs with root's sockets.

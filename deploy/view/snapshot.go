@@ -78,6 +78,10 @@ type ImageView struct {
 // LoadBalancerView is the load balancer in front of a set.
 type LoadBalancerView struct {
 	Listen string `json:"listen"` // host:port clients connect to
+	// Placement is host (an HAProxy on the controller's host) or vm;
+	// Instance names the VM then (NAME-lb).
+	Placement string `json:"placement,omitempty"`
+	Instance  string `json:"instance,omitempty"`
 }
 
 // UpgradeStatus is where a rolling upgrade stands.

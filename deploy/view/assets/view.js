@@ -94,7 +94,10 @@
     const hosts = [...new Set(set.instances.map((i) => i.host))];
     const hostColumn = hosts.length > 1;
     if (hosts.length === 1) fact("Host", hosts[0] || "—");
-    if (set.loadBalancer) fact("Load balancer", el("code", {}, set.loadBalancer.listen));
+    if (set.loadBalancer) {
+      const where = set.loadBalancer.instance ? " in VM " + set.loadBalancer.instance : "";
+      fact("Load balancer", el("code", {}, set.loadBalancer.listen), where);
+    }
     if (set.autoscale) fact("Autoscale", set.autoscale);
 
     const columns = ["Instance", "State", "Health", "FD", "UD", "Image", "Reach", hostColumn && "Host", "Load balancer", "Protected"];
