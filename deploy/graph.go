@@ -68,6 +68,15 @@ type TopologySet struct {
 // LoadBalancer is what clients connect to in front of a set.
 type LoadBalancer struct {
 	Address string // host:port, e.g. 127.0.0.1:8080
+	VM      string // the balancer VM (NAME-lb); "" for an HAProxy on the host
+}
+
+// label is the balancer's drawn text, a line each.
+func (l *LoadBalancer) label() []string {
+	if l.VM != "" {
+		return []string{"load balancer", l.VM + " (VM)", l.Address}
+	}
+	return []string{"load balancer", l.Address}
 }
 
 // TopologyInstance is one instance of a set.
@@ -314,7 +323,7 @@ func (t Topology) Mermaid() string {
 	for si, s := range t.Sets {
 		fmt.Fprintf(&b, "  s%d{{%s}}\n", si, mermaidText(s.label()...))
 		if s.LoadBalancer != nil {
-			fmt.Fprintf(&b, "  lb%d([%s]) --> s%d\n", si, mermaidText("load balancer", s.LoadBalancer.Address), si)
+			fmt.Fprintf(&b, "  lb%d([%s]) --> s%d\n", si, mermaidText(s.LoadBalancer.label()...), si)
 		}
 		for ii := range s.Instances {
 			fmt.Fprintf(&b, "  s%d --> s%di%d\n", si, si, ii)
@@ -420,7 +429,7 @@ func (t Topology) DOT() string {
 		fmt.Fprintf(&b, "  \"s%d\" [label=%s, shape=hexagon, style=filled, fillcolor=\"#eeeeee\"];\n", si, dotString(strings.Join(s.label(), "\n")))
 		if s.LoadBalancer != nil {
 			fmt.Fprintf(&b, "  \"lb%d\" [label=%s, shape=ellipse, style=filled, fillcolor=\"#eeeeee\"];\n  \"lb%d\" -> \"s%d\";\n",
-				si, dotString("load balancer\n"+s.LoadBalancer.Address), si, si)
+				si, dotString(strings.Join(s.LoadBalancer.label(), "\n")), si, si)
 		}
 		for ii := range s.Instances {
 			fmt.Fprintf(&b, "  \"s%d\" -> \"s%di%d\";\n", si, si, ii)

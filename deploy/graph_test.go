@@ -266,3 +266,15 @@ func TestObservedTopology(t *testing.T) {
 		t.Errorf("DOT draws other sets:\n%s", dot)
 	}
 }
+
+// A balancer in a VM is drawn as the VM it is.
+func TestBalancerVMDrawn(t *testing.T) {
+	top := hostile()
+	top.Sets[0].LoadBalancer.VM = "web-lb"
+	if m := top.Mermaid(); !strings.Contains(m, `lb0(["load balancer<br/>web-lb (VM)<br/>127.0.0.1:8080"]) --> s0`) {
+		t.Errorf("Mermaid output:\n%s", m)
+	}
+	if d := top.DOT(); !strings.Contains(d, `label="load balancer\nweb-lb (VM)\n127.0.0.1:8080"`) {
+		t.Errorf("DOT output:\n%s", d)
+	}
+}

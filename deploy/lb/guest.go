@@ -140,12 +140,6 @@ func (b *Balancer) pushGuest(ctx context.Context) (unitChanged bool, err error) 
 // shQuote makes s one shell word.
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// guestActive asks systemd whether the guest's HAProxy runs.
-func (b *Balancer) guestActive(ctx context.Context) bool {
-	_, code, err := b.guest.Run(ctx, "systemctl is-active --quiet "+guestUnit, nil)
-	return err == nil && code == 0
-}
-
 // guestLog is what HAProxy's unit logged last, for errors.
 func (b *Balancer) guestLog(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

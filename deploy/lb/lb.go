@@ -193,8 +193,9 @@ func (b *Balancer) Running() bool {
 
 func (b *Balancer) running() bool {
 	if b.guest != nil {
-		// Asked of systemd only where it decides (converge): the loops
-		// that poll running() would ask it every few milliseconds.
+		// Whether it answers decides (converge kills and restarts one
+		// that does not): asking systemd at every poll would cost an SSH
+		// round trip each time.
 		return true
 	}
 	if b.exited != nil {
@@ -367,9 +368,6 @@ func (b *Balancer) converge(ctx context.Context) (restarted bool, err error) {
 	b.mu.Unlock()
 	if stopped {
 		return false, fmt.Errorf("lb: balancer %s was stopped: Start it again", b.dir)
-	}
-	if b.guest != nil {
-		alive = b.guestActive(ctx)
 	}
 	b.trimLog()
 	if alive {

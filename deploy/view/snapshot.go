@@ -225,7 +225,7 @@ func (s Snapshot) Topology() deploy.Topology {
 		ts := deploy.TopologySet{Name: set.Name, Kind: set.Kind, Image: set.Image.Ref, Digest: set.Image.Digest,
 			FaultDomains: set.FaultDomains, UpdateDomains: set.UpdateDomains}
 		if set.LoadBalancer != nil {
-			ts.LoadBalancer = &deploy.LoadBalancer{Address: set.LoadBalancer.Listen}
+			ts.LoadBalancer = &deploy.LoadBalancer{Address: set.LoadBalancer.Listen, VM: set.LoadBalancer.Instance}
 		}
 		for _, in := range set.Instances {
 			if !slices.Contains(t.Hosts, in.Host) {
