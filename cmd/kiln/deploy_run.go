@@ -37,7 +37,9 @@ under an Automatic or Rolling policy), creates, starts and removes instances
 to match the capacity, repairs instances unhealthy past the grace period,
 evaluates autoscale (writing a new capacity into the file), and keeps the
 set's HAProxy load balancer sending only to healthy instances, draining
-those that leave.
+those that leave. The balancer runs on this host, or (loadBalancer placement:
+vm) in NAME-lb, a VM of kiln's proxy role that the controller makes beside
+the set and configures over SSH with a key kept in the state directory.
 
 What only the controller knows (health, the upgrade under way, repairs,
 metrics) is kept in a state directory, written before each decision is acted
