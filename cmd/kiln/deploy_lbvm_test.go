@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kiln-project/kiln/builder"
 	"github.com/kiln-project/kiln/deploy"
+	"github.com/kiln-project/kiln/deploy/controller"
 	"github.com/kiln-project/kiln/deploy/lb"
 	"github.com/kiln-project/kiln/internal/guestssh"
 	"github.com/kiln-project/kiln/internal/testutil"
@@ -150,4 +152,53 @@ func balancerInVM(t *testing.T, dir, uri, fleet, state, listen string, get func(
 		t.Errorf("events lack the balancer VM:\n%s", ev)
 	}
 	return vm
+}
+
+// balancerVMSurvivesKill kills (-9) the controller under a balancer VM: the
+// VM serves on without it; the next controller logs in again and takes its
+// HAProxy over as it is (not started again: its request counts go on, and
+// there is no second "balances" event). It returns the new controller once
+// that has done two whole ticks (it writes its snapshot last in each).
+func balancerVMSurvivesKill(t *testing.T, vm *lb.Balancer, state string, kill func(), start func() *exec.Cmd,
+	get func(int) (int, []string), events func() string) *exec.Cmd {
+	t.Helper()
+	total := func() (sum int64, each map[string]int64) {
+		ss, err := vm.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		each = map[string]int64{}
+		for _, s := range ss {
+			sum, each[s.Name] = sum+s.Total, s.Total
+		}
+		return sum, each
+	}
+	before, _ := total()
+	kill()
+	if ok, errs := get(10); ok != 10 {
+		t.Errorf("through web-lb with no controller: %d of 10 ok: %v", ok, errs)
+	}
+	next := start()
+	snapshot := filepath.Join(state, controller.SnapshotFile)
+	since := time.Now()
+	for ticks := 0; ticks < 2; {
+		if st, err := os.Stat(snapshot); err == nil && st.ModTime().After(since) {
+			ticks++
+			since = st.ModTime()
+		}
+		if time.Since(since) > 2*time.Minute {
+			t.Fatalf("the new controller wrote no snapshot for 2m")
+		}
+		time.Sleep(200 * time.Millisecond) // polling a file the controller rewrites every tick
+	}
+	if ok, errs := get(10); ok != 10 {
+		t.Errorf("through web-lb under the new controller: %d of 10 ok: %v", ok, errs)
+	}
+	if after, each := total(); after < before+20 {
+		t.Errorf("web-lb's HAProxy counted %d requests, then %d after 20 more: it was started again (%v)", before, after, each)
+	}
+	if n := strings.Count(events(), "HAProxy in web-lb balances web"); n != 1 {
+		t.Errorf("HAProxy in web-lb started %d times, want once:\n%s", n, events())
+	}
+	return next
 }

@@ -624,10 +624,12 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 	})
 	autoscaleOnLoad(t, dir, env, key, fleet, statusJSON, events, waitFor)
 	inVM := balancerInVM(t, dir, uri, fleet, state, listen, get, events, func() string { return logOf("run4.log") })
+	fifth := balancerVMSurvivesKill(t, inVM, state, func() { fourth.Process.Signal(syscall.SIGKILL); fourth.Wait() },
+		func() *exec.Cmd { return start("run5.log", "--stop-balancers") }, get, events)
 	// Interrupted, the controller stops its balancer (--stop-balancers).
-	fourth.Process.Signal(os.Interrupt)
-	if err := fourth.Wait(); err != nil {
-		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run4.log"))
+	fifth.Process.Signal(os.Interrupt)
+	if err := fifth.Wait(); err != nil {
+		t.Errorf("controller after an interrupt: %v\n%s", err, logOf("run5.log"))
 	}
 	if _, err := inVM.Stats(context.Background()); err == nil {
 		t.Errorf("the balancer in web-lb still answers after the controller stopped with --stop-balancers")
