@@ -8,5 +8,6 @@ import (
 
 // boot lies below the bake pipeline and kiln test, and knows no recipes.
 func TestDepcheck(t *testing.T) {
-	testutil.CheckImports(t, "internal/qemu", "internal/guestssh")
+	// guestssh writes the deploy controller's kept key whole (atomicfile).
+	testutil.CheckImports(t, "internal/qemu", "internal/guestssh", "internal/atomicfile")
 }
