@@ -88,25 +88,47 @@ func (c *Controller) balanceVM(ctx context.Context, hosts deploy.Hosts, s *deplo
 	return nil
 }
 
-// ensureBalancerVM makes, remakes or starts the set's balancer VM and
-// returns it as the host reports it.
-func (c *Controller) ensureBalancerVM(ctx context.Context, hosts deploy.Hosts, s *deploy.Set) (deploy.Instance, error) {
+// balancerPlan is a set's balancer VM as it should be, with the key kiln
+// logs in with: made once per fleet file read (the seed is rendered, the
+// image resolved), not at every tick.
+type balancerPlan struct {
+	key  *guestssh.Key
+	want deploy.Desired
+}
+
+func (c *Controller) balancerPlan(ctx context.Context, s *deploy.Set) (*balancerPlan, error) {
+	if p, ok := c.lbPlans[s.Name]; ok {
+		return p, nil
+	}
 	dir := c.balancerDir(s.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return deploy.Instance{}, err
+		return nil, err
 	}
 	key, err := guestssh.LoadOrMakeKey(filepath.Join(dir, "id_ed25519"), "kiln-deploy")
 	if err != nil {
-		return deploy.Instance{}, err
+		return nil, err
 	}
-	res, err := c.resolveBalancerImage(ctx, s)
+	res, err := c.opts.Resolve(ctx, s.BalancerImageSet())
 	if err != nil {
-		return deploy.Instance{}, err
+		return nil, err
 	}
 	want, err := deploy.BalancerVM(s, res, key.AuthorizedKey)
 	if err != nil {
+		return nil, err
+	}
+	p := &balancerPlan{key: key, want: want}
+	c.lbPlans[s.Name] = p
+	return p, nil
+}
+
+// ensureBalancerVM makes, remakes or starts the set's balancer VM and
+// returns it as the host reports it.
+func (c *Controller) ensureBalancerVM(ctx context.Context, hosts deploy.Hosts, s *deploy.Set) (deploy.Instance, error) {
+	plan, err := c.balancerPlan(ctx, s)
+	if err != nil {
 		return deploy.Instance{}, err
 	}
+	want := plan.want
 	h, ok := hosts[want.Host]
 	if !ok {
 		return deploy.Instance{}, fmt.Errorf("balancer VM: no host %s", want.Host)
@@ -158,20 +180,6 @@ func (c *Controller) balancerVM(ctx context.Context, hosts deploy.Hosts, s *depl
 	return vms[0], true, nil
 }
 
-// resolveBalancerImage resolves the balancer's image once per fleet file read.
-func (c *Controller) resolveBalancerImage(ctx context.Context, s *deploy.Set) (*deploy.Resolved, error) {
-	key := deploy.BalancerVMSet(s.Name)
-	if r, ok := c.resolved[key]; ok {
-		return r, nil
-	}
-	r, err := c.opts.Resolve(ctx, s.BalancerImageSet())
-	if err != nil {
-		return nil, err
-	}
-	c.resolved[key] = r
-	return r, nil
-}
-
 // guestBalancer returns the balancer in the VM: this controller's, one a
 // previous controller configured (attached), or a new one, once the VM
 // lets kiln in.
@@ -190,12 +198,12 @@ func (c *Controller) guestBalancer(ctx context.Context, s *deploy.Set, vm deploy
 		if !ok || vm.State != deploy.Running {
 			return nil, fmt.Errorf("balancer VM %s is %s, without its ssh forward", vm.Name, vm.State)
 		}
-		key, err := guestssh.LoadOrMakeKey(filepath.Join(c.balancerDir(s.Name), "id_ed25519"), "kiln-deploy")
+		plan, err := c.balancerPlan(ctx, s)
 		if err != nil {
 			return nil, err
 		}
 		dctx, cancel := context.WithTimeout(ctx, sshWait)
-		client, err := guestssh.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), deploy.BalancerVMUser, key, nil)
+		client, err := guestssh.Dial(dctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), deploy.BalancerVMUser, plan.key, nil)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("balancer VM %s does not let kiln in yet (booting?): %w", vm.Name, err)

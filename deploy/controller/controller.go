@@ -79,6 +79,7 @@ type Controller struct {
 	hosts     map[string]deploy.Hypervisor
 	balancers map[string]*lb.Balancer
 	lbGuests  map[string]*vmGuest         // by set: the connection to its balancer VM
+	lbPlans   map[string]*balancerPlan    // by set, for the fleet file as last read
 	resolved  map[string]*deploy.Resolved // by set, for the fleet file as last read
 	fleetSum  string
 	fleet     *deploy.Fleet
@@ -119,6 +120,7 @@ func New(opts Options) (*Controller, error) {
 		hosts:     map[string]deploy.Hypervisor{},
 		balancers: map[string]*lb.Balancer{},
 		lbGuests:  map[string]*vmGuest{},
+		lbPlans:   map[string]*balancerPlan{},
 		resolved:  map[string]*deploy.Resolved{},
 		nextProbe: map[string]time.Time{},
 		draining:  map[string]bool{},
@@ -235,6 +237,7 @@ func (c *Controller) loadFleet() error {
 	}
 	c.fleet, c.fleetSum = f, s
 	c.resolved = map[string]*deploy.Resolved{}
+	c.lbPlans = map[string]*balancerPlan{}
 	return nil
 }
 
