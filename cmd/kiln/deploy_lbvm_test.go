@@ -30,7 +30,7 @@ func (g sshGuest) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 }
 
 func (g sshGuest) Run(ctx context.Context, cmd string, stdin []byte) (string, int, error) {
-	return g.c.RunInput(ctx, "sudo -n sh -c '"+strings.ReplaceAll(cmd, "'", `'\''`)+"'", stdin)
+	return g.c.RunRoot(ctx, cmd, stdin)
 }
 
 func (g sshGuest) User() string { return deploy.BalancerVMUser }

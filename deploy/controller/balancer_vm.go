@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln/deploy"
@@ -45,7 +44,7 @@ func (g *vmGuest) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 }
 
 func (g *vmGuest) Run(ctx context.Context, cmd string, stdin []byte) (string, int, error) {
-	return g.ssh.RunInput(ctx, "sudo -n sh -c "+shellQuote(cmd), stdin)
+	return g.ssh.RunRoot(ctx, cmd, stdin)
 }
 
 func (g *vmGuest) User() string { return deploy.BalancerVMUser }
@@ -58,8 +57,6 @@ func (g *vmGuest) alive() bool {
 		return true
 	}
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // balanceVM keeps the set's balancer VM made, logged in to and in step
 // with the set's instances.

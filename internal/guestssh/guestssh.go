@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -177,6 +178,12 @@ func (c *Client) RunInput(ctx context.Context, cmd string, stdin []byte) (string
 		}
 		return out.String(), 0, nil
 	}
+}
+
+// RunRoot is RunInput of cmd as root, through sudo (the user's, without
+// a password), in sh.
+func (c *Client) RunRoot(ctx context.Context, cmd string, stdin []byte) (string, int, error) {
+	return c.RunInput(ctx, "sudo -n sh -c '"+strings.ReplaceAll(cmd, "'", `'\''`)+"'", stdin)
 }
 
 // DialUnix connects to a unix socket in the guest, as the user logged in
