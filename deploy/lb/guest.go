@@ -128,8 +128,7 @@ func (b *Balancer) pushGuest(ctx context.Context) (unitChanged bool, err error) 
 	if b.pushed == sum {
 		return false, nil
 	}
-	dropIn := strings.TrimSuffix(guestDropInText(st.GuestUser), "\n")
-	out, err := b.guestRun(ctx, "install haproxy.cfg", "DROPIN="+shQuote(dropIn)+"\n"+pushScript, cfg)
+	out, err := b.guestRun(ctx, "install haproxy.cfg", withDropIn(st.GuestUser, pushScript), cfg)
 	if err != nil {
 		return false, err
 	}
@@ -137,8 +136,12 @@ func (b *Balancer) pushGuest(ctx context.Context) (unitChanged bool, err error) 
 	return strings.Contains(out, "unit-changed"), nil
 }
 
-// shQuote makes s one shell word.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// withDropIn is script with $DROPIN set to the drop-in for user, as one
+// shell word (its comment has apostrophes).
+func withDropIn(user, script string) string {
+	dropIn := strings.TrimSuffix(guestDropInText(user), "\n")
+	return "DROPIN='" + strings.ReplaceAll(dropIn, "'", `'\''`) + "'\n" + script
+}
 
 // guestLog is what HAProxy's unit logged last, for errors.
 func (b *Balancer) guestLog(ctx context.Context) string {

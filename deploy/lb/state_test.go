@@ -128,7 +128,7 @@ func TestGuestConfig(t *testing.T) {
 	}
 	// The drop-in survives the shell it is written by (its comment has
 	// apostrophes).
-	out, err := exec.Command("sh", "-c", "DROPIN="+shQuote(guestDropInText("kiln-lb"))+"\nprintf '%s' \"$DROPIN\"").Output()
+	out, err := exec.Command("sh", "-c", withDropIn("kiln-lb", `printf '%s\n' "$DROPIN"`)).Output()
 	if err != nil || string(out) != guestDropInText("kiln-lb") {
 		t.Errorf("drop-in through the shell: %q %v", out, err)
 	}
