@@ -24,7 +24,7 @@ import (
 // imageLayout names how kiln lays out images; bump it when sysprep or the
 // disk layout change, so cached images are rebuilt. (What boot-time tuning
 // writes is digested into cache keys by itself: tuningKey.)
-const imageLayout = "kiln-image-v13"
+const imageLayout = "kiln-image-v14"
 
 // Result is a finished bake.
 type Result struct {
@@ -338,6 +338,13 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	tuned := !b.opts.NoBootTuning
 	if tuned {
 		if err := settleCaches(ctx, &chroot{dir: st.tree.dir}); err != nil {
+			return err
+		}
+		when, _, err := b.treeEpoch(st.tree)
+		if err != nil {
+			return err
+		}
+		if err := rebuildInitramfs(ctx, &chroot{dir: st.tree.dir, env: []string{fmt.Sprintf("%s=%d", epoch.Var, when.Unix())}}); err != nil {
 			return err
 		}
 		if err := dropStartChecks(st.tree); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/disk"
 	"github.com/kiln-project/kiln/disk/imagediff"
 	"github.com/kiln-project/kiln/imagetest"
 	"github.com/kiln-project/kiln/internal/digest"
@@ -122,6 +124,49 @@ func TestBakeArtifact(t *testing.T) {
 	rep, err := lint.Image(ctx, out)
 	if err != nil || !rep.Clean() {
 		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
+	}
+	checkSmallInitramfs(t, out)
+}
+
+// checkSmallInitramfs: a tuned image's initramfs holds the disk drivers of
+// virtual machines and not the rest of MODULES=most, nor udev's hardware
+// database. (That it boots is the examples' test, under BIOS and UEFI.)
+func checkSmallInitramfs(t *testing.T, image string) {
+	t.Helper()
+	fsys, closer, err := disk.OpenRoot(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	initrds, _ := fs.Glob(fsys, "boot/initrd.img-*")
+	if len(initrds) != 1 {
+		t.Fatalf("initramfs images in /boot: %v", initrds)
+	}
+	b, err := fs.ReadFile(fsys, initrds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := initramfsPaths(b)
+	if err != nil {
+		t.Fatalf("%s: %v", initrds[0], err)
+	}
+	has := func(suffix string) bool {
+		for _, p := range paths {
+			if p = "/" + strings.TrimPrefix(p, "/"); strings.HasSuffix(p, suffix) || strings.Contains(p, suffix+".ko") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, want := range []string{"/virtio_blk", "/virtio_scsi", "/ahci", "/usr/bin/udevadm", "/init"} {
+		if !has(want) {
+			t.Errorf("the initramfs (%d files, %d bytes) lacks %s", len(paths), len(b), want)
+		}
+	}
+	for _, unwanted := range []string{"/btrfs", "/xfs", "/mlx5_core", "/hwdb.bin"} {
+		if has(unwanted) {
+			t.Errorf("the initramfs (%d files, %d bytes) still has %s", len(paths), len(b), unwanted)
+		}
 	}
 }
 

@@ -70,12 +70,28 @@ func TestTuneImageStages(t *testing.T) {
 		if err := tuneImage(r, "0b1e7f0c-0000-4000-8000-000000000001", []string{"NoCloud", "None"}, tuned); err != nil {
 			t.Fatal(err)
 		}
+		conf, confErr := os.ReadFile(filepath.Join(r.dir, initramfsConf))
+		hook, hookErr := os.Stat(filepath.Join(r.dir, initramfsHook))
 		dropIn, err := os.ReadFile(filepath.Join(r.dir, "etc/systemd/system/cloud-init.service.d/50-kiln.conf"))
 		if !tuned {
 			if err == nil {
 				t.Error("untuned image has the network-stage drop-in")
 			}
+			if confErr == nil || hookErr == nil {
+				t.Error("untuned image has the initramfs tuning")
+			}
 			continue
+		}
+		// The small initramfs: MODULES=list, and the hook that adds the disk
+		// drivers (a shell script initramfs-tools runs).
+		if !strings.Contains(string(conf), "\nMODULES=list\n") || hookErr != nil || hook.Mode().Perm() != 0o755 {
+			t.Errorf("initramfs tuning: %q %v; hook %v", conf, confErr, hookErr)
+		}
+		if out, err := exec.Command("sh", "-n", filepath.Join(r.dir, initramfsHook)).CombinedOutput(); err != nil {
+			t.Errorf("the initramfs hook is not valid sh: %v %s", err, out)
+		}
+		if out, err := exec.Command("sh", filepath.Join(r.dir, initramfsHook), "prereqs").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("the initramfs hook's prereqs: %q %v", out, err)
 		}
 		if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/cloud-config.service")); err != nil || target != "/dev/null" {
 			t.Errorf("classic cloud-init: the config stage is not masked: %q %v", target, err)
@@ -136,12 +152,14 @@ func TestTuneImageSingleProcessStages(t *testing.T) {
 					t.Errorf("%s not masked: %q %v", g, target, err)
 				}
 			}
-			if b, err := os.ReadFile(filepath.Join(r.dir, "etc/modprobe.d/kiln-tuning.conf")); err != nil || !strings.Contains(string(b), "blacklist kvm_intel\n") {
+			if b, err := os.ReadFile(filepath.Join(r.dir, "etc/modprobe.d/kiln-tuning.conf")); err != nil || !strings.Contains(string(b), "blacklist kvm_intel\n") || !strings.Contains(string(b), "blacklist acpi_cpufreq\n") {
 				t.Errorf("KVM not kept from loading at boot: %q %v", b, err)
 			}
 			// The rest of the tuning still applies.
-			if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system/systemd-binfmt.service")); err != nil || target != "/dev/null" {
-				t.Errorf("systemd-binfmt.service not masked: %q %v", target, err)
+			for _, unit := range []string{"systemd-binfmt.service", "systemd-udev-load-credentials.service"} {
+				if target, err := os.Readlink(filepath.Join(r.dir, "etc/systemd/system", unit)); err != nil || target != "/dev/null" {
+					t.Errorf("%s not masked: %q %v", unit, target, err)
+				}
 			}
 			cfg, _ := os.ReadFile(filepath.Join(r.dir, "etc/cloud/cloud.cfg.d/99-kiln.cfg"))
 			if !strings.Contains(string(cfg), "ssh_genkeytypes: [ed25519, ecdsa]") {
