@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -103,5 +104,52 @@ func TestRebuildInitramfsNeedsItsHook(t *testing.T) {
 	err := rebuildInitramfs(context.Background(), c)
 	if err == nil || !strings.Contains(err.Error(), initramfsConf) || !strings.Contains(err.Error(), "remove both files") {
 		t.Fatalf("MODULES=list without the hook: %v", err)
+	}
+}
+
+// TestInitramfsCheck runs the check rebuildInitramfs makes after
+// update-initramfs, with lsinitramfs and modinfo standing in: an initramfs
+// without a driver its kernel has as a module fails the bake, naming it;
+// drivers the kernel lacks or has built in are not looked for.
+func TestInitramfsCheck(t *testing.T) {
+	dir := t.TempDir()
+	bin, boot := filepath.Join(dir, "bin"), filepath.Join(dir, "boot")
+	for _, d := range []string{bin, boot} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stub := func(name, script string) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The kernel 6.12-test: virtio_blk and ahci are modules, nvme is built
+	// in, xen_blkfront does not exist.
+	stub("modinfo", `case "$5" in
+virtio_blk) echo /lib/modules/$2/kernel/drivers/block/virtio_blk.ko.xz ;;
+ahci) echo /lib/modules/$2/kernel/drivers/ata/ahci.ko.xz ;;
+nvme) echo "(builtin)" ;;
+*) exit 1 ;;
+esac
+`)
+	os.WriteFile(filepath.Join(boot, "initrd.img-6.12-test"), nil, 0o644)
+	check := func(listing string) error {
+		stub("lsinitramfs", "printf '%s\\n' "+strconv.Quote(listing)+"\n")
+		cmd := exec.Command("sh", "-c", initramfsCheck, "check", "virtio_blk", "ahci", "nvme", "xen_blkfront")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KILN_BOOT_DIR="+boot)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	full := "init\nusr/lib/modules/6.12-test/kernel/drivers/block/virtio_blk.ko.xz\nusr/lib/modules/6.12-test/kernel/drivers/ata/ahci.ko.xz"
+	if err := check(full); err != nil {
+		t.Errorf("an initramfs with every driver its kernel has as a module: %v", err)
+	}
+	err := check("init\nusr/lib/modules/6.12-test/kernel/drivers/ata/ahci.ko.xz")
+	if err == nil || !strings.Contains(err.Error(), "initrd.img-6.12-test lacks virtio_blk (virtio_blk.ko.xz)") {
+		t.Errorf("an initramfs without virtio_blk: %v", err)
 	}
 }

@@ -203,9 +203,32 @@ const snakeoilScript = "/usr/local/lib/kiln/snakeoil"
 func initramfsFiles() []treeFile {
 	return []treeFile{
 		{initramfsConf, "# Written by kiln: boot-time tuning (see " + initramfsHook + ").\nMODULES=list\n", 0o644},
-		{initramfsHook, asset("initramfs-hook"), 0o755},
+		{initramfsHook, strings.ReplaceAll(asset("initramfs-hook"), "@DRIVERS@", strings.Join(vmDiskDrivers, " ")), 0o755},
 	}
 }
+
+// vmDiskDrivers are the modules the small initramfs holds (those the kernel
+// has): the disk controllers of KVM/QEMU (virtio, SATA, IDE, NVMe), Xen,
+// Hyper-V and VMware. ext4 is in Debian's kernels.
+var vmDiskDrivers = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "virtio_mmio", "sd_mod", "ahci", "ata_piix", "ata_generic", "nvme", "xen_blkfront", "hv_storvsc", "vmw_pvscsi"}
+
+// initramfsCheck fails when an initramfs lacks a driver of vmDiskDrivers
+// that its kernel has as a module: an image that could not find its root
+// is never made, whatever initramfs-tools did with the list.
+const initramfsCheck = `set -eu
+for initrd in "${KILN_BOOT_DIR:-/boot}"/initrd.img-*; do
+	v=${initrd##*/initrd.img-}
+	files=$(lsinitramfs "$initrd")
+	for m in "$@"; do
+		f=$(modinfo -k "$v" -F filename "$m" 2>/dev/null) || continue
+		case $f in "" | "(builtin)") continue ;; esac
+		case "$files" in
+		*"/${f##*/}"*) ;;
+		*) echo "$initrd lacks $m (${f##*/}): it could not find a root disk behind that controller" >&2; exit 1 ;;
+		esac
+	done
+done
+`
 
 const (
 	initramfsHook = "/etc/initramfs-tools/hooks/kiln-tuning"
@@ -234,7 +257,10 @@ func rebuildInitramfs(ctx context.Context, c *chroot) error {
 	if initrds, _ := filepath.Glob(filepath.Join(boot, "initrd.img-*")); len(initrds) == 0 {
 		return nil
 	}
-	_, err = c.run(ctx, "update-initramfs", nil, "update-initramfs", "-u", "-k", "all")
+	if _, err = c.run(ctx, "update-initramfs", nil, "update-initramfs", "-u", "-k", "all"); err != nil {
+		return err
+	}
+	_, err = c.run(ctx, "boot tuning: checking the initramfs for the disk drivers", nil, append([]string{"sh", "-c", initramfsCheck, "kiln-initramfs-check"}, vmDiskDrivers...)...)
 	return err
 }
 

@@ -87,6 +87,9 @@ func TestTuneImageStages(t *testing.T) {
 		if !strings.Contains(string(conf), "\nMODULES=list\n") || hookErr != nil || hook.Mode().Perm() != 0o755 {
 			t.Errorf("initramfs tuning: %q %v; hook %v", conf, confErr, hookErr)
 		}
+		if b, _ := os.ReadFile(filepath.Join(r.dir, initramfsHook)); strings.Contains(string(b), "@DRIVERS@") || !strings.Contains(string(b), "for module in virtio_pci virtio_blk virtio_scsi ") {
+			t.Errorf("the initramfs hook does not list the disk drivers:\n%s", b)
+		}
 		if out, err := exec.Command("sh", "-n", filepath.Join(r.dir, initramfsHook)).CombinedOutput(); err != nil {
 			t.Errorf("the initramfs hook is not valid sh: %v %s", err, out)
 		}
