@@ -13,7 +13,6 @@ import (
 	"github.com/kiln-project/kiln/disk/image"
 	"github.com/kiln-project/kiln/internal/atomicfile"
 	"github.com/kiln-project/kiln/internal/digest"
-	"github.com/kiln-project/kiln/internal/epoch"
 	"github.com/kiln-project/kiln/internal/progress"
 	"github.com/kiln-project/kiln/internal/qemu"
 	"github.com/kiln-project/kiln/lint"
@@ -310,8 +309,7 @@ func (b *Builder) stepBake(ctx context.Context, st *bakeState) error {
 		return err
 	}
 	ob := &offlineBake{plan: st.plan, root: st.tree, step: step,
-		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: debs, guest: "/var/cache/apt/archives"}},
-			env: []string{fmt.Sprintf("%s=%d", epoch.Var, when.Unix())}}}
+		chroot: &chroot{dir: st.tree.dir, binds: []bind{{host: debs, guest: "/var/cache/apt/archives"}}, env: epochEnv(when)}}
 	if err := ob.run(ctx); err != nil {
 		return err
 	}
@@ -335,16 +333,17 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 		return err
 	}
 	st.manifest = m
+	// The packages are final: the image's epoch is known. The initramfs is
+	// built with it, and the tree's times are clamped to it below.
+	if st.epoch, st.epochFrom, err = b.treeEpoch(st.tree); err != nil {
+		return err
+	}
 	tuned := !b.opts.NoBootTuning
 	if tuned {
 		if err := settleCaches(ctx, &chroot{dir: st.tree.dir}); err != nil {
 			return err
 		}
-		when, _, err := b.treeEpoch(st.tree)
-		if err != nil {
-			return err
-		}
-		if err := rebuildInitramfs(ctx, &chroot{dir: st.tree.dir, env: []string{fmt.Sprintf("%s=%d", epoch.Var, when.Unix())}}); err != nil {
+		if err := rebuildInitramfs(ctx, &chroot{dir: st.tree.dir, env: epochEnv(st.epoch)}); err != nil {
 			return err
 		}
 		if err := dropStartChecks(st.tree); err != nil {
@@ -354,12 +353,8 @@ func (b *Builder) stepSysprep(ctx context.Context, st *bakeState) error {
 	if err := sysprep(st.tree, machineID(tuned)); err != nil {
 		return err
 	}
-	// The packages are final: the image's epoch is known. Clamped before
-	// the bytecode headers record their sources' times and the stamps
-	// /usr's.
-	if st.epoch, st.epochFrom, err = b.treeEpoch(st.tree); err != nil {
-		return err
-	}
+	// Clamped before the bytecode headers record their sources' times and
+	// the stamps /usr's.
 	if err := clampTimes(st.tree, st.epoch); err != nil {
 		return err
 	}

@@ -87,3 +87,9 @@ func clampTimes(r root, t time.Time) error {
 		return nil
 	})
 }
+
+// epochEnv is a chroot's environment that has the tools run in it stamp
+// what they make with t rather than the clock.
+func epochEnv(t time.Time) []string {
+	return []string{fmt.Sprintf("%s=%d", epoch.Var, t.Unix())}
+}

@@ -73,7 +73,9 @@ func readCpio(r io.ReadSeeker, entry func(string)) error {
 			return err
 		}
 		pad := func(n int64) int64 { return (4 - n%4) % 4 }
-		r.Seek(pad(110+nameSize)+size+pad(size), io.SeekCurrent)
+		if _, err := r.Seek(pad(110+nameSize)+size+pad(size), io.SeekCurrent); err != nil {
+			return err
+		}
 		s := strings.TrimRight(string(name), "\x00")
 		if s == "TRAILER!!!" {
 			return nil
@@ -133,7 +135,9 @@ nvme) echo "(builtin)" ;;
 *) exit 1 ;;
 esac
 `)
-	os.WriteFile(filepath.Join(boot, "initrd.img-6.12-test"), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(boot, "initrd.img-6.12-test"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	check := func(listing string) error {
 		stub("lsinitramfs", "printf '%s\\n' "+strconv.Quote(listing)+"\n")
 		cmd := exec.Command("sh", "-c", initramfsCheck, "check", "virtio_blk", "ahci", "nvme", "xen_blkfront")
