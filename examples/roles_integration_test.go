@@ -571,6 +571,14 @@ func TestRoleNetworkInVM(t *testing.T) {
 		}); err != nil {
 			return err
 		}
+		// A name only the gateway's own resolver knows: dnsmasq forwards it
+		// upstream, to systemd-resolved's stub, which answers _gateway with
+		// the WAN's gateway (QEMU user networking's 10.0.2.2). Debian's
+		// helper would point dnsmasq at a resolvconf file nobody writes.
+		if ip, err := dnsQueryA(addr, "_gateway"); err != nil || ip != "10.0.2.2" {
+			out, _, _ := g.Exec(ctx, "journalctl -b -u dnsmasq --no-pager | tail -20")
+			return fmt.Errorf("dnsmasq did not forward _gateway upstream: got %q, %v\n%s", ip, err, out)
+		}
 		// Boot tuning started dnsmasq and sshd without their separate
 		// configuration checks; a bad configuration still fails the unit,
 		// as dnsmasq checks it when it starts.

@@ -224,6 +224,7 @@ func (g *Gateway) contribute(c *contribution) error {
 	c.packages("dnsmasq", "nftables")
 	c.file("/etc/nftables.conf", 0o755, nft)
 	c.file("/etc/dnsmasq.d/kiln.conf", 0o644, dns)
+	c.file(dnsmasqDropIn, 0o644, dnsmasqEnvironment)
 	if g.Forward {
 		c.file("/etc/sysctl.d/90-kiln-forward.conf", 0o644, "# Written by kiln (role network)\nnet.ipv4.ip_forward = 1\n")
 	}
@@ -248,6 +249,24 @@ func (g *Gateway) contribute(c *contribution) error {
 	}
 	return nil
 }
+
+// dnsmasqDropIn keeps dnsmasq away from resolvconf. Debian's unit starts
+// dnsmasq through a helper that, wherever /sbin/resolvconf exists (on kiln
+// images it is systemd-resolved's resolvectl), reads upstream servers from
+// /run/dnsmasq/resolv.conf, which only the resolvconf package writes, and
+// registers 127.0.0.1 as the system's resolver, which resolvectl refuses
+// for lo. So without this the LAN gets no upstream DNS at all, and every
+// start runs a failing resolvectl. With it dnsmasq reads /etc/resolv.conf
+// (systemd-resolved's stub, which follows the WAN's resolvers) and the
+// gateway itself keeps resolving through systemd-resolved.
+const dnsmasqDropIn = "/etc/systemd/system/dnsmasq.service.d/40-kiln-network.conf"
+
+const dnsmasqEnvironment = `# Written by kiln (role network). Edit the recipe, not this file.
+# dnsmasq serves the LAN and forwards to /etc/resolv.conf (systemd-resolved's
+# stub); it is not the gateway's own resolver, so resolvconf is left alone.
+[Service]
+Environment=IGNORE_RESOLVCONF=yes DNSMASQ_EXCEPT=lo
+`
 
 // pool is the DHCP pool with defaults filled: .100 to .200 of a /24 or
 // larger subnet, the upper half of smaller ones.

@@ -182,6 +182,7 @@ func TestRoleNetwork(t *testing.T) {
 	contains(t, "dnsmasq.conf", dns, "interface=eth1", "dhcp-range=192.168.50.100,192.168.50.200,12h", "dhcp-option=option:router,192.168.50.1",
 		"host-record=db.lan,db,192.168.50.5", "dhcp-host=52:54:00:12:34:56,192.168.50.5,db")
 	contains(t, "sysctl", planFile(t, p, "/etc/sysctl.d/90-kiln-forward.conf"), "net.ipv4.ip_forward = 1")
+	contains(t, "dnsmasq drop-in", planFile(t, p, "/etc/systemd/system/dnsmasq.service.d/40-kiln-network.conf"), "[Service]", "IGNORE_RESOLVCONF=yes", "DNSMASQ_EXCEPT=lo")
 	s, err := p.Seed(Instance{}, StageBoot, PlaceholderResolver())
 	if err != nil {
 		t.Fatal(err)
