@@ -109,7 +109,7 @@ func balancerInVM(t *testing.T, dir, uri, fleet, state, listen string, get func(
 				}
 			}
 			last = err
-			return n == 3
+			return n == setSize
 		}
 		last = errors.New("no running web-lb")
 		return false
@@ -117,7 +117,7 @@ func balancerInVM(t *testing.T, dir, uri, fleet, state, listen string, get func(
 	deadline := time.Now().Add(8 * time.Minute)
 	for !ready() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the balancer in web-lb: not serving 3 instances within 8m (last: %v)\nevents:\n%s\ncontroller:\n%s", last, events(), logOf())
+			t.Fatalf("the balancer in web-lb: not serving %d instances within 8m (last: %v)\nevents:\n%s\ncontroller:\n%s", setSize, last, events(), logOf())
 		}
 		time.Sleep(3 * time.Second) // polling a booting guest under TCG
 	}
@@ -140,7 +140,7 @@ func balancerInVM(t *testing.T, dir, uri, fleet, state, listen string, get func(
 		t.Fatalf("through the balancer in web-lb: %d of 30 ok: %v", ok, errs)
 	}
 	now := stats()
-	if len(now) != 3 {
+	if len(now) != setSize {
 		t.Errorf("web-lb's members: %v", now)
 	}
 	for name, n := range now {

@@ -68,11 +68,26 @@ hosts: ["%s"]
 // instances with their domains and forwarded ports, destroy leaves none.
 // The image is a blank disk: the domains run, nothing boots — booting real
 // guests is the deploy package's integration tests' job.
+// setSize is how many instances TestDeployCLI's set holds. Two prove what
+// the test asserts: requests spread, update domains one after another,
+// upgrade batches, a scale-out and back; each more is another TCG guest on
+// this machine's two cores at every step.
+const setSize = 2
+
+// setNames is web-0 ... web-(n-1).
+func setNames(n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("web-%d", i))
+	}
+	return names
+}
+
 func TestDeployCLI(t *testing.T) {
 	testutil.Integration(t)
 	testutil.NeedGuest(t)
 	d := testlibvirt.Start(t, testlibvirt.Options{})
-	dir, env, key := deployFixture(t, d, "AvailabilitySet", 3)
+	dir, env, key := deployFixture(t, d, "AvailabilitySet", setSize)
 	// boots counts the kernel's boots in an instance's serial console, as
 	// kiln deploy console prints it (the log keeps every boot).
 	boots := func(ordinal int) int {
@@ -85,7 +100,7 @@ func TestDeployCLI(t *testing.T) {
 	waitBoots := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Minute)
-		for i := 0; i < 3; i++ {
+		for i := range setSize {
 			for boots(i) < want {
 				if time.Now().After(deadline) {
 					t.Fatalf("web-%d: %d boots in its console, want %d", i, boots(i), want)
@@ -96,18 +111,18 @@ func TestDeployCLI(t *testing.T) {
 	}
 
 	r := run(t, dir, env, "deploy", "plan", "fleet.yaml")
-	if r.code != exitPending || strings.Count(r.stdout, "+ create") != 3 {
+	if r.code != exitPending || strings.Count(r.stdout, "+ create") != setSize {
 		t.Fatalf("plan before apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r = run(t, dir, env, "deploy", "apply", "fleet.yaml"); r.code != 0 || !strings.Contains(r.stdout, "3 changed") {
+	if r = run(t, dir, env, "deploy", "apply", "fleet.yaml"); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("%d changed", setSize)) {
 		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r = run(t, dir, env, "deploy", "plan", "fleet.yaml"); r.code != 0 || !strings.Contains(r.stdout, "0 to change, 3 unchanged") {
+	if r = run(t, dir, env, "deploy", "plan", "fleet.yaml"); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("0 to change, %d unchanged", setSize)) {
 		t.Fatalf("plan after apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, dir, env, "deploy", "status", "fleet.yaml", "-O", "json")
 	insts := envelopeOf(t, r)["data"].(map[string]any)["instances"].([]any)
-	if r.code != 0 || len(insts) != 3 {
+	if r.code != 0 || len(insts) != setSize {
 		t.Fatalf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for i, x := range insts {
@@ -119,7 +134,7 @@ func TestDeployCLI(t *testing.T) {
 		}
 	}
 	// The same, as libvirt stores it: virsh dumpxml shows kiln's metadata.
-	for i := 0; i < 3; i++ {
+	for i := range setSize {
 		out, err := exec.Command(testutil.NeedTool(t, "virsh"), "-c", d.URI, "dumpxml", fmt.Sprintf("web-%d", i)).CombinedOutput()
 		if want := fmt.Sprintf(`faultDomain="%d" updateDomain="%d"`, i%3, i); err != nil || !strings.Contains(string(out), want) {
 			t.Errorf("virsh dumpxml web-%d lacks %s: %v\n%s", i, want, err, out)
@@ -129,7 +144,7 @@ func TestDeployCLI(t *testing.T) {
 	if src := insts[0].(map[string]any)["meta"].(map[string]any)["source"]; src != filepath.Join(dir, "web.qcow2") {
 		t.Errorf("status: source %v, want the local image", src)
 	}
-	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "web"); r.code != 0 || !strings.Contains(r.stdout, "SOURCE") || strings.Count(r.stdout, "running") != 3 || !strings.Contains(r.stdout, "127.0.0.1:") {
+	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "web"); r.code != 0 || !strings.Contains(r.stdout, "SOURCE") || strings.Count(r.stdout, "running") != setSize || !strings.Contains(r.stdout, "127.0.0.1:") {
 		t.Errorf("status web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r = run(t, dir, env, "deploy", "status", "fleet.yaml", "nope"); r.code != 2 || !strings.Contains(r.stderr, `no set "nope"`) {
@@ -138,7 +153,7 @@ func TestDeployCLI(t *testing.T) {
 	// Every instance's kernel starts: its console shows one boot.
 	waitBoots(1)
 	// The live drawing of the set: what the host holds.
-	if r = run(t, dir, env, "deploy", "graph", "fleet.yaml", "web", "--live", "--format", "dot"); r.code != 0 || strings.Count(r.stdout, "running") != 3 || !strings.Contains(r.stdout, "at 127.0.0.1:") || strings.Contains(r.stdout, "planned") {
+	if r = run(t, dir, env, "deploy", "graph", "fleet.yaml", "web", "--live", "--format", "dot"); r.code != 0 || strings.Count(r.stdout, "running") != setSize || !strings.Contains(r.stdout, "at 127.0.0.1:") || strings.Contains(r.stdout, "planned") {
 		t.Errorf("graph --live: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for arg, want := range map[string]string{"web": "want SET/INSTANCE", "api/0": `no set "api"`, "web/api-0": "not an instance of set web"} {
@@ -164,12 +179,16 @@ func TestDeployCLI(t *testing.T) {
 		return out
 	}
 	before := ids()
-	if r = run(t, dir, env, "deploy", "restart", "fleet.yaml", "web", "--by", "update-domain"); r.code != 0 || strings.Count(r.stderr, "restarting web-") != 3 {
+	if r = run(t, dir, env, "deploy", "restart", "fleet.yaml", "web", "--by", "update-domain"); r.code != 0 || strings.Count(r.stderr, "restarting web-") != setSize {
 		t.Fatalf("restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// One update domain at a time, in order (each holds one instance here).
-	if i0, i1, i2 := strings.Index(r.stderr, "update domain 0: restarting web-0"), strings.Index(r.stderr, "update domain 1: restarting web-1"), strings.Index(r.stderr, "update domain 2: restarting web-2"); !(i0 >= 0 && i0 < i1 && i1 < i2) {
-		t.Errorf("restart order:\n%s", r.stderr)
+	for i, prev := 0, -1; i < setSize; i++ {
+		at := strings.Index(r.stderr, fmt.Sprintf("update domain %d: restarting web-%d", i, i))
+		if at <= prev {
+			t.Errorf("restart order: update domain %d not after %d:\n%s", i, i-1, r.stderr)
+		}
+		prev = at
 	}
 	after := ids()
 	for name, id := range before {
@@ -297,7 +316,7 @@ func TestDeployUnreachableHost(t *testing.T) {
 	}
 }
 
-// controlFleet runs kiln deploy run on the fleet's three running app-host
+// controlFleet runs kiln deploy run on the fleet's running app-host
 // guests, as a user would: HAProxy spreads requests over the healthy
 // instances, and the live view shows them in a real browser; a guest whose
 // app is stopped leaves the balancer (the open page shows it unhealthy);
@@ -392,7 +411,7 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 				n++
 			}
 		}
-		return n == 3
+		return n == setSize
 	}
 	get := func(n int) (ok int, errs []string) {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -429,7 +448,7 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 
 	viewAddr := fmt.Sprintf("127.0.0.1:%d", tcpPort(t))
 	first := start("run1.log", "--serve", viewAddr)
-	waitFor("3 healthy instances in the load balancer", 8*time.Minute, "run1.log", allIn)
+	waitFor(fmt.Sprintf("%d healthy instances in the load balancer", setSize), 8*time.Minute, "run1.log", allIn)
 	// The live view, in a real browser: what a person sees of the fleet.
 	browser := testchromium.Start(t)
 	pctx, pcancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -440,14 +459,14 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 	row := func(name string) string {
 		return `(document.querySelector('tr[data-instance="` + name + `"]')?.innerText ?? "")`
 	}
-	for _, name := range []string{"web-0", "web-1", "web-2"} {
+	for _, name := range setNames(setSize) {
 		page.WaitFor(pctx, name+" healthy in the view", row(name)+`.includes("healthy")`)
 	}
 	if ok, errs := get(30); ok != 30 {
 		t.Fatalf("through the balancer: %d of 30 ok: %v", ok, errs)
 	}
 	spread := served()
-	for _, name := range []string{"web-0", "web-1", "web-2"} {
+	for _, name := range setNames(setSize) {
 		if spread[name] < 5 {
 			t.Errorf("%s answered %d of 30 requests: not spread (%v)", name, spread[name], spread)
 		}
@@ -555,16 +574,16 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 				n++
 			}
 		}
-		return n == 3 && len(st) == 3
+		return n == setSize && len(st) == setSize
 	}
 	events := func() string {
 		return run(t, dir, env, "deploy", "events", "fleet.yaml", "web", "--state-dir", state, "-n", "0").stdout
 	}
 	// Killed once the first batch is done and the second's surge instance
-	// exists: four instances, one of them on the new image.
+	// exists: one instance more than the set, one of them on the new image.
 	var firstBatch string
 	waitFor("the upgrade's second batch under way", 10*time.Minute, "run2.log", func(st map[string][2]string) bool {
-		if strings.Count(events(), "upgrade-batch") != 1 || len(st) != 4 {
+		if strings.Count(events(), "upgrade-batch") != 1 || len(st) != setSize+1 {
 			return false
 		}
 		for _, in := range statusJSON() {
@@ -584,8 +603,8 @@ func controlFleet(t *testing.T, dir string, env []string, key *guestssh.Key, uri
 		t.Errorf("through the balancer during the rolling upgrade: %d ok, %d failed: %v", counts[0], counts[1], errs)
 	}
 	ev := events()
-	if strings.Count(ev, "upgrade-batch") != 3 || !strings.Contains(ev, "upgrade-done") || strings.Count(ev, "upgrade to "+digest[:19]) != 1 {
-		t.Errorf("events of the upgrade: want one start, 3 batches and its end\n%s", ev)
+	if strings.Count(ev, "upgrade-batch") != setSize || !strings.Contains(ev, "upgrade-done") || strings.Count(ev, "upgrade to "+digest[:19]) != 1 {
+		t.Errorf("events of the upgrade: want one start, %d batches and its end\n%s", setSize, ev)
 	}
 	if _, ok := status()[firstBatch]; !ok {
 		t.Errorf("%s, upgraded before the kill, is gone: the upgrade started over", firstBatch)
@@ -652,7 +671,7 @@ func autoscaleOnLoad(t *testing.T, dir string, env []string, key *guestssh.Key, 
 	// a scale set, spread as before (its instances stay, kind is not part
 	// of what they are made from), with an autoscale profile.
 	scaleSet := strings.Replace(string(b), "kind: AvailabilitySet\n", "kind: ScaleSet\nfaultDomains: 3\n", 1)
-	profile := "autoscale:\n  minimum: 3\n  maximum: 4\n  interval: 10s\n  rules:\n" +
+	profile := fmt.Sprintf("autoscale:\n  minimum: %d\n  maximum: %d\n  interval: 10s\n  rules:\n", setSize, setSize+1) +
 		"    - {metric: cpu, timeWindow: 30s, operator: '>', threshold: 30, direction: out, cooldown: 30s}\n" +
 		"    - {metric: cpu, timeWindow: 30s, operator: '<', threshold: 20, direction: in, cooldown: 30s}\n"
 	if scaleSet == string(b) {
@@ -704,31 +723,31 @@ func autoscaleOnLoad(t *testing.T, dir string, env []string, key *guestssh.Key, 
 			return len(st) == n && in == n
 		}
 	}
-	waitFor("4 instances serving after the scale-out", 8*time.Minute, "run4.log", serving(4))
-	four := map[string]bool{}
+	waitFor(fmt.Sprintf("%d instances serving after the scale-out", setSize+1), 8*time.Minute, "run4.log", serving(setSize+1))
+	scaledOut := map[string]bool{}
 	for _, in := range statusJSON() {
-		four[in["name"].(string)] = true
+		scaledOut[in["name"].(string)] = true
 	}
 	for name := range before {
-		if !four[name] {
-			t.Errorf("%s went in the scale-out (now %v)", name, four)
+		if !scaledOut[name] {
+			t.Errorf("%s went in the scale-out (now %v)", name, scaledOut)
 		}
 	}
 	waitFor("a scale-in once the load stopped", 5*time.Minute, "run4.log", func(st map[string][2]string) bool {
-		return strings.Contains(events(), "autoscale scaled in") && serving(3)(st)
+		return strings.Contains(events(), "autoscale scaled in") && serving(setSize)(st)
 	})
 	ev := events()
 	if strings.Count(ev, "autoscale scaled out") != 1 || strings.Count(ev, "autoscale scaled in") != 1 {
 		t.Errorf("autoscale events: want one scale-out and one scale-in\n%s", ev)
 	}
-	if b, _ := os.ReadFile(fleet); !strings.Contains(string(b), "capacity: 3") {
+	if b, _ := os.ReadFile(fleet); !strings.Contains(string(b), fmt.Sprintf("capacity: %d", setSize)) {
 		t.Errorf("after the scale-in the fleet file says:\n%s", b)
 	}
-	// Three of the four remain (the highest ordinal goes first): nothing
+	// setSize of them remain (the highest ordinal goes first): nothing
 	// was replaced on the way.
 	for _, in := range statusJSON() {
-		if !four[in["name"].(string)] {
-			t.Errorf("after the scale-in %s remains, not one of %v", in["name"], four)
+		if !scaledOut[in["name"].(string)] {
+			t.Errorf("after the scale-in %s remains, not one of %v", in["name"], scaledOut)
 		}
 	}
 	// The profile goes again: what follows scales by hand.
