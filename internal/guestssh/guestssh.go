@@ -107,15 +107,23 @@ func Dial(ctx context.Context, addr, user string, key *Key, alive func() error) 
 		Timeout:         15 * time.Second,
 	}
 	var last error
+	// Until the guest has answered once, an attempt that hears nothing
+	// within bannerWait is dropped for a fresh one (see bannerWait).
+	wait := bannerWait
 	for {
 		if alive != nil {
 			if err := alive(); err != nil {
 				return nil, err
 			}
 		}
-		c, err := dialOnce(ctx, addr, cfg)
+		c, unheard, err := dialOnce(ctx, addr, cfg, wait)
 		if err == nil {
 			return &Client{c: c}, nil
+		}
+		if !unheard {
+			// Refused, closed or answered: the guest's network is up, so a
+			// slow banner from now on is a busy sshd, given all its time.
+			wait = handshakeWait
 		}
 		last = err
 		select {
@@ -126,20 +134,55 @@ func Dial(ctx context.Context, addr, user string, key *Key, alive func() error) 
 	}
 }
 
-func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+// bannerWait is how long a new connection may stay silent before the
+// server's identification, while the guest has not answered yet. QEMU's
+// user networking accepts a forwarded port on the host at once and only
+// then connects to the guest: before the guest's network is up, that
+// connection waits on TCP's growing SYN retransmissions, and a login
+// started then could sit for most of handshakeWait after sshd listens (9 s
+// seen on a network-role boot). A fresh attempt reaches sshd at once.
+var bannerWait = 5 * time.Second
+
+// handshakeWait bounds a whole handshake, banner to authentication.
+const handshakeWait = 30 * time.Second
+
+// dialOnce makes one connection and SSH handshake. unheard reports that it
+// failed because the server sent nothing within bannerWait: the attempt
+// most likely never reached it.
+func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, bannerWait time.Duration) (c *ssh.Client, unheard bool, err error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	bc := &bannerConn{Conn: conn}
+	conn.SetDeadline(time.Now().Add(min(bannerWait, handshakeWait)))
+	sc, chans, reqs, err := ssh.NewClientConn(bc, addr, cfg)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, !bc.heard && bc.timedOut, err
 	}
 	conn.SetDeadline(time.Time{})
-	return ssh.NewClient(c, chans, reqs), nil
+	return ssh.NewClient(sc, chans, reqs), false, nil
+}
+
+// bannerConn moves the connection's deadline from bannerWait to
+// handshakeWait once the server has sent its first bytes.
+type bannerConn struct {
+	net.Conn
+	heard, timedOut bool
+}
+
+func (c *bannerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.heard {
+		c.heard = true
+		c.Conn.SetDeadline(time.Now().Add(handshakeWait))
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.timedOut = true
+	}
+	return n, err
 }
 
 // Run runs a shell command and returns its combined output and exit code.

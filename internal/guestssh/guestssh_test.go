@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,5 +125,105 @@ func TestDialStopsWhenVMDies(t *testing.T) {
 	_, err := Dial(ctx, "127.0.0.1:1", "x", key, func() error { return fmt.Errorf("vm exited") })
 	if err == nil || err.Error() != "vm exited" {
 		t.Fatalf("%v", err)
+	}
+}
+
+// front stands where QEMU's user networking does: it accepts every
+// connection on the host at once, and handle decides what the n-th one
+// (from 0) gets.
+func front(t *testing.T, handle func(n int, c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go handle(n, c)
+		}
+	}()
+	return l.Addr().String()
+}
+
+// pipe joins c to the server at addr, the server's bytes after delay.
+func pipe(c net.Conn, addr string, delay time.Duration) {
+	s, err := net.Dial("tcp", addr)
+	if err != nil {
+		c.Close()
+		return
+	}
+	go func() { io.Copy(s, c); s.Close() }()
+	time.Sleep(delay)
+	io.Copy(c, s)
+	c.Close()
+}
+
+func withBannerWait(t *testing.T, d time.Duration) {
+	was := bannerWait
+	bannerWait = d
+	t.Cleanup(func() { bannerWait = was })
+}
+
+// A first connection that hears nothing (the guest's network is not up,
+// the forward waits on SYN retries) is dropped for a fresh one that reaches
+// sshd, long before the handshake's own 30 s limit.
+func TestDialDropsASilentConnection(t *testing.T) {
+	withBannerWait(t, 300*time.Millisecond)
+	key, _ := NewKey()
+	server := fakeServer(t, key.AuthorizedKey)
+	var conns atomic.Int32
+	addr := front(t, func(n int, c net.Conn) {
+		conns.Add(1)
+		if n == 0 {
+			return // silent, and held open
+		}
+		pipe(c, server, 0)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, addr, "kiln-test", key, nil)
+	if err != nil {
+		t.Fatalf("dial behind a silent first connection: %v", err)
+	}
+	defer c.Close()
+	if out, code, err := c.Run(ctx, "echo up"); err != nil || code != 0 || out != "up\n" {
+		t.Fatalf("echo: %q %d %v", out, code, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the silent one, then one that reached the server)", n)
+	}
+}
+
+// Once the guest has answered (a connection closed before sshd listens),
+// a server slow to send its banner is a busy guest: it gets its time, not
+// a new connection every bannerWait that would never get through.
+func TestDialWaitsForABusyServer(t *testing.T) {
+	withBannerWait(t, 300*time.Millisecond)
+	key, _ := NewKey()
+	server := fakeServer(t, key.AuthorizedKey)
+	var conns atomic.Int32
+	addr := front(t, func(n int, c net.Conn) {
+		conns.Add(1)
+		if n == 0 {
+			c.Close() // refused by the guest: nothing listens yet
+			return
+		}
+		pipe(c, server, time.Second)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, addr, "kiln-test", key, nil)
+	if err != nil {
+		t.Fatalf("dial to a slow server: %v (%d connections)", err, conns.Load())
+	}
+	c.Close()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the refused one, then one given time)", n)
 	}
 }
