@@ -170,10 +170,11 @@ func withBannerWait(t *testing.T, d time.Duration) {
 	t.Cleanup(func() { bannerWait = was })
 }
 
-// A first connection that hears nothing (the guest's network is not up,
-// the forward waits on SYN retries) is dropped for a fresh one that reaches
-// sshd, long before the handshake's own 30 s limit.
-func TestDialDropsASilentConnection(t *testing.T) {
+// dialBehind dials fakeServer through front: first gets the first
+// connection; the others reach the server, its bytes after delay. It
+// returns what Dial did and how many connections it made.
+func dialBehind(t *testing.T, first func(net.Conn), delay time.Duration) (*Client, int32, error) {
+	t.Helper()
 	withBannerWait(t, 300*time.Millisecond)
 	key, _ := NewKey()
 	server := fakeServer(t, key.AuthorizedKey)
@@ -181,21 +182,32 @@ func TestDialDropsASilentConnection(t *testing.T) {
 	addr := front(t, func(n int, c net.Conn) {
 		conns.Add(1)
 		if n == 0 {
-			return // silent, and held open
+			first(c)
+			return
 		}
-		pipe(c, server, 0)
+		pipe(c, server, delay)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, addr, "kiln-test", key, nil)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, conns.Load(), err
+}
+
+// A first connection that hears nothing (the guest's network is not up,
+// the forward waits on SYN retries) is dropped for a fresh one that reaches
+// sshd, long before the handshake's own 30 s limit.
+func TestDialDropsASilentConnection(t *testing.T) {
+	c, n, err := dialBehind(t, func(net.Conn) {}, 0) // silent, and held open
 	if err != nil {
 		t.Fatalf("dial behind a silent first connection: %v", err)
 	}
-	defer c.Close()
-	if out, code, err := c.Run(ctx, "echo up"); err != nil || code != 0 || out != "up\n" {
+	if out, code, err := c.Run(context.Background(), "echo up"); err != nil || code != 0 || out != "up\n" {
 		t.Fatalf("echo: %q %d %v", out, code, err)
 	}
-	if n := conns.Load(); n != 2 {
+	if n != 2 {
 		t.Errorf("%d connections, want 2 (the silent one, then one that reached the server)", n)
 	}
 }
@@ -204,26 +216,11 @@ func TestDialDropsASilentConnection(t *testing.T) {
 // a server slow to send its banner is a busy guest: it gets its time, not
 // a new connection every bannerWait that would never get through.
 func TestDialWaitsForABusyServer(t *testing.T) {
-	withBannerWait(t, 300*time.Millisecond)
-	key, _ := NewKey()
-	server := fakeServer(t, key.AuthorizedKey)
-	var conns atomic.Int32
-	addr := front(t, func(n int, c net.Conn) {
-		conns.Add(1)
-		if n == 0 {
-			c.Close() // refused by the guest: nothing listens yet
-			return
-		}
-		pipe(c, server, time.Second)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, addr, "kiln-test", key, nil)
+	_, n, err := dialBehind(t, func(c net.Conn) { c.Close() }, time.Second) // refused: nothing listens yet
 	if err != nil {
-		t.Fatalf("dial to a slow server: %v (%d connections)", err, conns.Load())
+		t.Fatalf("dial to a slow server: %v (%d connections)", err, n)
 	}
-	c.Close()
-	if n := conns.Load(); n != 2 {
+	if n != 2 {
 		t.Errorf("%d connections, want 2 (the refused one, then one given time)", n)
 	}
 }
