@@ -156,7 +156,7 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, bannerWai
 		return nil, false, err
 	}
 	bc := &bannerConn{Conn: conn}
-	conn.SetDeadline(time.Now().Add(min(bannerWait, handshakeWait)))
+	conn.SetDeadline(time.Now().Add(bannerWait))
 	sc, chans, reqs, err := ssh.NewClientConn(bc, addr, cfg)
 	if err != nil {
 		conn.Close()
