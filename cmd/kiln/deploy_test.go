@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/builder"
+	"github.com/kiln-project/kiln/deploy"
 	"github.com/kiln-project/kiln/deploy/lb"
 	"github.com/kiln-project/kiln/internal/digest"
 	"github.com/kiln-project/kiln/internal/guestssh"
@@ -78,7 +79,7 @@ const setSize = 2
 func setNames(n int) []string {
 	var names []string
 	for i := range n {
-		names = append(names, fmt.Sprintf("web-%d", i))
+		names = append(names, deploy.InstanceName("web", i))
 	}
 	return names
 }

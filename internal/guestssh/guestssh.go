@@ -147,16 +147,16 @@ var bannerWait = 5 * time.Second
 const handshakeWait = 30 * time.Second
 
 // dialOnce makes one connection and SSH handshake. unheard reports that it
-// failed because the server sent nothing within bannerWait: the attempt
-// most likely never reached it.
-func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, bannerWait time.Duration) (c *ssh.Client, unheard bool, err error) {
+// failed because the server sent nothing within silence: the attempt most
+// likely never reached it.
+func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, silence time.Duration) (c *ssh.Client, unheard bool, err error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
 	bc := &bannerConn{Conn: conn}
-	conn.SetDeadline(time.Now().Add(bannerWait))
+	conn.SetDeadline(time.Now().Add(silence))
 	sc, chans, reqs, err := ssh.NewClientConn(bc, addr, cfg)
 	if err != nil {
 		conn.Close()
@@ -166,8 +166,8 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, bannerWai
 	return ssh.NewClient(sc, chans, reqs), false, nil
 }
 
-// bannerConn moves the connection's deadline from bannerWait to
-// handshakeWait once the server has sent its first bytes.
+// bannerConn moves the connection's deadline to handshakeWait once the
+// server has sent its first bytes.
 type bannerConn struct {
 	net.Conn
 	heard, timedOut bool
