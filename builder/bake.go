@@ -379,7 +379,8 @@ func (st *bakeState) manifestBase() manifest.Base {
 
 func (b *Builder) stepAssemble(ctx context.Context, st *bakeState) error {
 	st.raw = filepath.Join(st.work, "disk.raw")
-	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.seed, Epoch: st.epoch}, b.sink)
+	res, err := disk.Assemble(ctx, disk.Spec{Path: st.raw, Size: int64(st.plan.Recipe.Disk.Size), RootTree: st.tree.dir, Seed: st.seed,
+		Cmdline: kernelCmdline(!b.opts.NoBootTuning), Epoch: st.epoch}, b.sink)
 	if err != nil {
 		return err
 	}

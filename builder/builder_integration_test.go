@@ -126,6 +126,25 @@ func TestBakeArtifact(t *testing.T) {
 		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
 	}
 	checkSmallInitramfs(t, out)
+	checkKernelCmdline(t, out)
+}
+
+// checkKernelCmdline: a tuned image boots its kernel with boot tuning's
+// command line (that the kernel took it is the examples' test, in a guest).
+func checkKernelCmdline(t *testing.T, image string) {
+	t.Helper()
+	fsys, closer, err := disk.OpenRoot(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	b, err := fs.ReadFile(fsys, "boot/grub/grub.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), " "+disk.DefaultCmdline+" cryptomgr.notests\n") {
+		t.Errorf("grub.cfg does not boot with boot tuning's command line:\n%s", b)
+	}
 }
 
 // checkSmallInitramfs: a tuned image's initramfs holds the disk drivers of

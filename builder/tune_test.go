@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-project/kiln/disk"
 )
 
 // The network stage's condition, run by sh against instance data as
@@ -422,6 +425,103 @@ func TestStartChecks(t *testing.T) {
 				} else if got && !strings.Contains(string(b), "[Service]\nExecStartPre=\n") {
 					t.Errorf("%s does not reset ExecStartPre:\n%s", p, b)
 				}
+			}
+		})
+	}
+}
+
+// The tuned command line keeps kiln's own (console, interface names) and
+// adds the tuning; an untuned image boots with kiln's own only.
+func TestKernelCmdline(t *testing.T) {
+	if got := kernelCmdline(false); got != disk.DefaultCmdline {
+		t.Errorf("untuned: %q", got)
+	}
+	tuned := strings.Fields(kernelCmdline(true))
+	if !slices.Contains(tuned, "cryptomgr.notests") || !slices.Contains(tuned, "console=ttyS0,115200n8") || !slices.Contains(tuned, "net.ifnames=0") {
+		t.Errorf("tuned: %q", tuned)
+	}
+	if tuningKey(nil, true) == tuningKey(nil, false) {
+		t.Error("the tuning key does not tell tuned from untuned")
+	}
+}
+
+// The grow-root script, run by sh against a scratch sysfs and mount table,
+// with growpart and resize2fs stubs that record how they were called: it
+// grows the root's partition and file system only when the disk has room
+// after it, and looks no further on a disk of the image's own size.
+func TestGrowRootScript(t *testing.T) {
+	const (
+		rootLine = "25 1 254:3 / / rw,relatime shared:1 - ext4 /dev/vda3 rw,errors=remount-ro\n"
+		start    = 2099200
+		size     = 4192223
+	)
+	cases := []struct {
+		name      string
+		mountinfo string
+		diskSize  int
+		disabled  bool
+		want      string // the stubs' calls, in order
+	}{
+		{"no room", rootLine, start + size + 33, false, ""},
+		{"less than 1 MiB", rootLine, start + size + 2048, false, ""},
+		{"room", "24 1 0:22 / /run rw - tmpfs tmpfs rw\n" + rootLine, 2 * (start + size), false, "growpart /dev/vda 3\nresize2fs /dev/vda3\n"},
+		{"switched off", rootLine, 2 * (start + size), true, ""},
+		{"not a partition", strings.Replace(rootLine, "/dev/vda3", "/dev/vda", 1), 2 * (start + size), false, ""},
+		{"overlay root", "25 1 0:30 / / rw - overlay overlay rw,lowerdir=/a\n", 2 * (start + size), false, ""},
+		{"mounted over", rootLine + "40 25 0:30 / / rw - overlay overlay rw\n", 2 * (start + size), false, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write := func(path, content string) {
+				t.Helper()
+				p := filepath.Join(dir, path)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// sysfs: the class links point into the device tree, where a
+			// partition is a directory in its disk's.
+			blockDev := "sys/devices/pci0000:00/0000:00:04.0/virtio1/block/vda"
+			write(blockDev+"/size", fmt.Sprintf("%d\n", c.diskSize))
+			write(blockDev+"/vda3/partition", "3\n")
+			write(blockDev+"/vda3/start", fmt.Sprintf("%d\n", start))
+			write(blockDev+"/vda3/size", fmt.Sprintf("%d\n", size))
+			for _, dev := range []string{"vda", "vda/vda3"} {
+				link := filepath.Join(dir, "sys/class/block", filepath.Base(dev))
+				if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("../../../"+filepath.Dir(blockDev)+"/"+dev, link); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("proc/self/mountinfo", c.mountinfo)
+			if c.disabled {
+				write("etc/growroot-disabled", "")
+			}
+			calls := filepath.Join(dir, "calls")
+			for _, stub := range []string{"growpart", "resize2fs", "xfs_growfs"} {
+				write("bin/"+stub, "#!/bin/sh\necho \"$(basename \"$0\") $*\" >>"+calls+"\n")
+			}
+			script := asset("grow-root")
+			for _, p := range []string{"/sys/class/block/", "/proc/self/mountinfo", "/etc/growroot-disabled"} {
+				if !strings.Contains(script, p) {
+					t.Fatalf("the script no longer reads %s", p)
+				}
+				script = strings.ReplaceAll(script, p, dir+p)
+			}
+			cmd := exec.Command("sh", "-c", script)
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Join(dir, "bin")+":"+os.Getenv("PATH"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("grow-root: %v\n%s", err, out)
+			}
+			got, _ := os.ReadFile(calls)
+			if string(got) != c.want {
+				t.Errorf("calls:\n%s\nwant:\n%s", got, c.want)
 			}
 		})
 	}

@@ -271,6 +271,10 @@ func bootTuningApplied(ctx context.Context, g *imagetest.Guest) error {
 	if out, err := mustExec(ctx, g, "ls /sys/module | grep -x -e kvm -e kvm_amd -e kvm_intel || true"); err != nil || strings.TrimSpace(out) != "" {
 		return fmt.Errorf("KVM modules loaded at boot: %q %v", out, err)
 	}
+	// The kernel took boot tuning's command line (builder.tuningCmdline).
+	if out, err := mustExec(ctx, g, "cat /sys/module/cryptomgr/parameters/notests"); err != nil || strings.TrimSpace(out) != "Y" {
+		return fmt.Errorf("the kernel ran its crypto self-tests (cryptomgr.notests %q): %v", out, err)
+	}
 	// The global setting: a link's line shows its own (networkd's) setting,
 	// which systemd 252 prints as +LLMNR although the global "no" wins.
 	out, err := mustExec(ctx, g, "resolvectl status")
