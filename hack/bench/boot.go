@@ -93,12 +93,15 @@ func benchBoot() ([]string, error) {
 	return lines, nil
 }
 
-// bootSamples is how many times each image boots: $KILN_BENCH_BOOTS, or 2.
+// bootSamples is how many times each image boots: $KILN_BENCH_BOOTS, or 3.
+// These machines slow down for minutes at a time (one image's boots took
+// from 116 s to 243 s within an hour); with three boots each, a slow spell
+// seldom takes every boot of one variant.
 func bootSamples() int {
 	if n, err := strconv.Atoi(os.Getenv("KILN_BENCH_BOOTS")); err == nil && n > 0 {
 		return n
 	}
-	return 2
+	return 3
 }
 
 // benchRoles limits the boot benchmark to the examples named in
