@@ -125,19 +125,27 @@ func TestBakeArtifact(t *testing.T) {
 	if err != nil || !rep.Clean() {
 		t.Fatalf("kiln lint on kiln's own image: %v %+v", err, rep)
 	}
-	checkSmallInitramfs(t, out)
-	checkKernelCmdline(t, out)
+	root := openImageRoot(t, out)
+	checkSmallInitramfs(t, root)
+	checkKernelCmdline(t, root)
 }
 
-// checkKernelCmdline: a tuned image boots its kernel with boot tuning's
-// command line (that the kernel took it is the examples' test, in a guest).
-func checkKernelCmdline(t *testing.T, image string) {
+// openImageRoot is the root file system of a disk image, open until the
+// test ends.
+func openImageRoot(t *testing.T, image string) fs.FS {
 	t.Helper()
 	fsys, closer, err := disk.OpenRoot(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closer.Close()
+	t.Cleanup(func() { closer.Close() })
+	return fsys
+}
+
+// checkKernelCmdline: a tuned image boots its kernel with boot tuning's
+// command line (that the kernel took it is the examples' test, in a guest).
+func checkKernelCmdline(t *testing.T, fsys fs.FS) {
+	t.Helper()
 	b, err := fs.ReadFile(fsys, "boot/grub/grub.cfg")
 	if err != nil {
 		t.Fatal(err)
@@ -150,13 +158,8 @@ func checkKernelCmdline(t *testing.T, image string) {
 // checkSmallInitramfs: a tuned image's initramfs holds the disk drivers of
 // virtual machines and not the rest of MODULES=most, nor udev's hardware
 // database. (That it boots is the examples' test, under BIOS and UEFI.)
-func checkSmallInitramfs(t *testing.T, image string) {
+func checkSmallInitramfs(t *testing.T, fsys fs.FS) {
 	t.Helper()
-	fsys, closer, err := disk.OpenRoot(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
 	initrds, _ := fs.Glob(fsys, "boot/initrd.img-*")
 	if len(initrds) != 1 {
 		t.Fatalf("initramfs images in /boot: %v", initrds)
