@@ -41,6 +41,9 @@ type summary struct {
 	failed  []key
 	skipped int
 	passed  int
+	// first and last are the times of the run's first and last events:
+	// its wall time, which the package times (overlapping) do not give.
+	first, last time.Time
 }
 
 func newSummary(out io.Writer) *summary {
@@ -49,6 +52,14 @@ func newSummary(out io.Writer) *summary {
 
 func (s *summary) add(e event) {
 	k := key{e.Package, e.Test}
+	if !e.Time.IsZero() {
+		if s.first.IsZero() || e.Time.Before(s.first) {
+			s.first = e.Time
+		}
+		if e.Time.After(s.last) {
+			s.last = e.Time
+		}
+	}
 	switch e.Action {
 	case "output":
 		s.output[k] = append(s.output[k], e.Output)
@@ -99,6 +110,9 @@ func (s *summary) packageDone(e event) {
 // report is the time summary.
 func (s *summary) report(w io.Writer, top int) {
 	fmt.Fprintf(w, "\n== test time summary: %d passed, %d failed, %d skipped ==\n", s.passed, len(s.failed), s.skipped)
+	if !s.first.IsZero() {
+		fmt.Fprintf(w, "wall time: %s (packages run in parallel)\n", dur(s.last.Sub(s.first).Seconds()))
+	}
 	pkgs := make([]string, 0, len(s.pkgs))
 	for p := range s.pkgs {
 		pkgs = append(pkgs, p)

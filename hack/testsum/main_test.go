@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSummary(t *testing.T) {
 	var out bytes.Buffer
 	s := newSummary(&out)
+	t0 := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	for _, e := range []event{
+		{Time: t0.Add(2 * time.Second), Action: "start", Package: "q"},
+		{Time: t0, Action: "start", Package: "p"},
 		{Action: "run", Package: "p", Test: "TestA"},
 		{Action: "output", Package: "p", Test: "TestA", Output: "=== RUN   TestA\n"},
 		{Action: "pass", Package: "p", Test: "TestA", Elapsed: 1.5},
@@ -19,7 +23,7 @@ func TestSummary(t *testing.T) {
 		{Action: "skip", Package: "p", Test: "TestC"},
 		{Action: "fail", Package: "p", Elapsed: 44},
 		{Action: "output", Package: "q", Output: "q.go:3: undefined: x\n"},
-		{Action: "fail", Package: "q", Elapsed: 0},
+		{Time: t0.Add(90 * time.Second), Action: "fail", Package: "q", Elapsed: 0},
 	} {
 		b, _ := json.Marshal(e)
 		var back event
@@ -28,7 +32,7 @@ func TestSummary(t *testing.T) {
 	}
 	s.report(&out, 10)
 	got := out.String()
-	for _, want := range []string{"--- FAIL: p TestB (42.0s)\n    b_test.go:9: boom", "FAIL\tp\t44.0s", "undefined: x", "1 passed, 2 failed, 1 skipped", "     42s  p TestB", "    1.5s  p TestA"} {
+	for _, want := range []string{"--- FAIL: p TestB (42.0s)\n    b_test.go:9: boom", "FAIL\tp\t44.0s", "undefined: x", "1 passed, 2 failed, 1 skipped", "     42s  p TestB", "    1.5s  p TestA", "wall time: 1m30s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
 		}
